@@ -102,10 +102,15 @@ def plan_cases(
         Case(e.workload, size, backend, precision, mode, suite.device, options=dict(options or {}))
         for backend in backends
         for e in suite.experiments
+        if e.applies_to(backend)
         for size in e.grid()
         for precision in e.precisions
         for mode in e.modes
     ]
+    skipped = [f"{b} leaves out {e.describe()}: {e.skip[b]}"
+               for e in suite.experiments for b in backends if b in e.skip]  # fmt: skip
+    if skipped:  # the note is stored with the run and printed with its tables: no empty cell goes unexplained
+        suite.note = " ".join([suite.note, "Not run in this suite:", "; ".join(skipped) + "."]).strip()
     return suite, cases
 
 

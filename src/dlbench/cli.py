@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -71,6 +72,19 @@ def _parse_cpus(text: str | None) -> list[int] | None:
     return cpus
 
 
+# Commands that live in their own module: each module has COMMANDS (the names it adds), add_parsers(sub,
+# store_help) and run_command(args) -> exit status. Adding a command is one module and one line here.
+COMMAND_MODULES = ("dlbench.report.commands",)
+
+
+def _command_module(name: str) -> Any:
+    for module in COMMAND_MODULES:
+        loaded = importlib.import_module(module)
+        if name in loaded.COMMANDS:
+            return loaded
+    return None
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dlbench", description="Benchmark deep-learning frameworks on the seed's LSTM and "
                      "VGG-16 workloads, honestly measured.")  # fmt: skip
@@ -133,9 +147,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="workloads, backends (with availability and why), suites")
     sub.add_parser("env", help="this machine's environment fingerprint, as a run would store it")
-    from dlbench.report.commands import add_parsers  # `report` and `compare`; their work loads only when run
-
-    add_parsers(sub, f"SQLite store (default: $DLBENCH_STORE or {default_store_path()})")
+    for module in COMMAND_MODULES:  # each adds its parsers; its heavy work loads only when its command runs
+        importlib.import_module(module).add_parsers(sub, f"SQLite store (default: $DLBENCH_STORE or "
+                                                         f"{default_store_path()})")  # fmt: skip
     return parser
 
 
@@ -321,10 +335,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_list()
         if args.command == "env":
             return _cmd_env()
-        if args.command in ("report", "compare"):
-            from dlbench.report.commands import run_command
-
-            return run_command(args)
+        module = _command_module(args.command) if args.command else None
+        if module is not None:
+            return int(module.run_command(args))
         parser.print_help()
         return EXIT_USAGE
     except UsageError as exc:

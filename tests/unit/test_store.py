@@ -46,6 +46,34 @@ def test_schema_version_is_recorded(store_path: Path) -> None:
     assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
 
 
+def test_findings_are_kept_per_run_and_kind_and_never_duplicated(store_path: Path) -> None:
+    store = Store(store_path)
+    for run_id in ("r1", "r2"):
+        store.create_run(run_id, "probe", [], {}, {})
+    assert store.add_finding("r1", "probe", "torch-cpu-fp16-linear", {"forward": "native"})
+    assert not store.add_finding("r1", "probe", "torch-cpu-fp16-linear", {"forward": "wrong"})  # the first stands
+    store.add_finding("r2", "maxbatch", "vgg16-torch", {"max_batch": 8})
+    assert store.findings("r1", "probe") == {"torch-cpu-fp16-linear": {"forward": "native"}}
+    assert store.findings("r1", "maxbatch") == {}
+    assert store.latest_run_with("maxbatch") == "r2"
+    assert store.latest_run_with("probe") == "r1"
+    assert store.latest_run_with("compile") is None
+
+
+def test_a_version_1_store_is_upgraded_in_place(store_path: Path) -> None:
+    Store(store_path).close()
+    db = sqlite3.connect(store_path)
+    db.execute("DROP TABLE findings")
+    db.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    db.commit()
+    db.close()
+    store = Store(store_path)
+    store.create_run("r", "probe", [], {}, {})
+    assert store.add_finding("r", "probe", "k", {})
+    version = store.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+    assert version == str(SCHEMA_VERSION) == "2"
+
+
 @pytest.mark.parametrize("content", [b"not a database at all, just text" * 100, b""])
 def test_unreadable_or_foreign_store_is_a_usage_error(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "bad.sqlite"

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 from dlbench.errors import UsageError
 
 if TYPE_CHECKING:
+    from dlbench.report.sections import Section
     from dlbench.results import Run
 
+COMMANDS = ("report", "compare")
 REPORT_FORMATS = ("html", "markdown")
 COMPARE_FORMATS = ("table", "markdown", "json")
 EXIT_REGRESSION = 1
@@ -50,13 +52,22 @@ def add_parsers(sub: Any, store_help: str) -> None:
     compare.add_argument("run_a", metavar="RUN_A", help="the baseline")
     compare.add_argument("run_b", metavar="RUN_B", help="the run judged against it")
     compare.add_argument("--store", metavar="PATH", help=store_help)
-    compare.add_argument("--threshold", default="5%", metavar="PERCENT",
-                         help="a significant slowdown larger than this is a regression (default 5%%)")
-    compare.add_argument("--noise", default="1%", metavar="PERCENT",
-                         help="differences whose whole 95%% CI lies within ± this are not significant (default 1%%)")
+    compare.add_argument(
+        "--threshold",
+        default="5%",
+        metavar="PERCENT",
+        help="a significant slowdown larger than this is a regression (default 5%%)",
+    )
+    compare.add_argument(
+        "--noise",
+        default="1%",
+        metavar="PERCENT",
+        help="differences whose whole 95%% CI lies within ± this are not significant (default 1%%)",
+    )
     compare.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any case regressed")
-    compare.add_argument("--force", action="store_true",
-                         help="compare even when the environments differ in a way that matters")
+    compare.add_argument(
+        "--force", action="store_true", help="compare even when the environments differ in a way that matters"
+    )
     compare.add_argument("--format", default="table", choices=COMPARE_FORMATS, help="output format (default: table)")
 
 
@@ -89,12 +100,21 @@ def _write(path: Path, data: str | bytes) -> None:
 
 def _load(store: str | None, run_ids: list[str | None]) -> list[Run]:
     """The stored runs (None: the latest), read through one store connection that is closed after."""
+    return _load_with_sections(store, run_ids, sections=False)[0]
+
+
+def _load_with_sections(
+    store: str | None, run_ids: list[str | None], sections: bool = True
+) -> tuple[list[Run], list[Section]]:
+    """The stored runs and (if asked) the report sections built from the store's findings, through one connection."""
     from dlbench import api
+    from dlbench.report.sections import build_sections
     from dlbench.store import Store, default_store_path
 
     db = Store(store or default_store_path(), create=False)
     try:
-        return [api.load_run(run_id, db) for run_id in run_ids]
+        runs = [api.load_run(run_id, db) for run_id in run_ids]
+        return runs, build_sections(db, runs) if sections else []
     finally:
         db.close()
 
@@ -116,8 +136,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
             raise UsageError(f"--screenshot needs Chromium, and none was found: {browser.INSTALL_HINT}")
         if target is None:
             raise UsageError("--screenshot needs --out FILE (the browser opens the HTML file)")
-    runs = _load(args.store, args.run_ids or [None])
-    report = content.build(runs, weights)
+    runs, sections = _load_with_sections(args.store, args.run_ids or [None])
+    report = content.build(runs, weights, sections)
     text = page.render(report) if html else markdown.render(report)
     if target is None:
         sys.stdout.write(text)

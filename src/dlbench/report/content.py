@@ -10,6 +10,7 @@ from dlbench._version import __version__
 from dlbench.report import recommend, seed2016, versus2016
 from dlbench.report.merge import merge_runs
 from dlbench.report.recommend import Regime, Summary
+from dlbench.report.sections import Section
 from dlbench.report.tables import Table, legend, seed_tables
 from dlbench.results import Run
 
@@ -28,6 +29,7 @@ class Report:
     regimes: list[Regime]
     summary: Summary
     weights: dict[str, float]
+    sections: list[Section] = field(default_factory=list)  # beyond speed: probes, max batch, compile, usability
     citation: str = field(default_factory=seed2016.citation)
     generated: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S %Z"))
     version: str = __version__
@@ -37,7 +39,7 @@ class Report:
         return f"dlbench report: run {self.run.run_id}"
 
 
-def build(runs: list[Run], weights: dict[str, float] | None = None) -> Report:
+def build(runs: list[Run], weights: dict[str, float] | None = None, sections: list[Section] | None = None) -> Report:
     run, notes = merge_runs(runs)
     weights = dict(weights or {})
     ratio = versus2016.ratio_table(run)
@@ -47,7 +49,7 @@ def build(runs: list[Run], weights: dict[str, float] | None = None) -> Report:
         runs=runs, run=run, notes=[*notes, *legend(run)], tables=seed_tables(run), ratio_table=ratio,
         no_match="" if ratio else versus2016.no_match_text(run), rankings=rankings, win_counts=wins,
         precision_table=versus2016.precision_table(run), regimes=found,
-        summary=recommend.summarize(run, found, weights), weights=weights,
+        summary=recommend.summarize(run, found, weights), weights=weights, sections=list(sections or []),
     )  # fmt: skip
 
 

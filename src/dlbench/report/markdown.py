@@ -37,6 +37,10 @@ def render(report: Report) -> str:
         parts += [""] + [f"- {_esc(line)}" for line in report.win_counts]
     if report.precision_table:
         parts += ["", _table(report.precision_table)]
+    for section in report.sections:
+        parts += ["", f"## {_esc(section.title)}"]
+        parts += [item for p in section.paragraphs for item in ("", _esc(p))]
+        parts += [item for t in section.tables for item in ("", _table(t))]
     parts += ["", "## Environment"]
     for run in report.runs:
         parts += ["", *[f"- {_esc(line)}" for line in environment_lines(run)]]

@@ -11,6 +11,7 @@ from html import escape
 from dlbench.report import svg
 from dlbench.report.content import Report, backend_settings, flatten, regime_table
 from dlbench.report.plots import Figure, figures
+from dlbench.report.sections import Section
 from dlbench.report.statistics import NOISE_FLOOR
 from dlbench.report.tables import Table
 from dlbench.results import Run
@@ -25,6 +26,8 @@ table{border-collapse:collapse;margin:6px 0 4px;font-size:13px}
 th,td{border:1px solid #ccc;padding:3px 7px;vertical-align:top}th{background:#f3f3f3;text-align:left}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.fail{background:#fdecea;color:#8a1c12}td.fail a{color:inherit}
+td.good{background:#e3f4e6}td.info{background:#e4eefb}td.warn{background:#fff3d6}td.bad{background:#fdecea;color:#8a1c12}
+td.neutral{background:#eee;color:#555}
 tr:target,li:target{background:#fff3c4}
 .notes{font-size:12.5px;color:#444;margin:4px 0 12px;padding-left:20px}
 .summary li{margin:3px 0}.muted{color:#666;font-size:12.5px}
@@ -49,6 +52,7 @@ def _table(table: Table, anchor: str) -> str:
     out.append("</tr></thead><tbody>")
     for i, row in enumerate(table.rows):
         cases = table.cases[i] if i < len(table.cases) else {}
+        classes = table.classes[i] if i < len(table.classes) else {}
         out.append("<tr>")
         for j, cell in enumerate(row):
             attrs = f' data-case="{escape(cases[j])}"' if j in cases else ""
@@ -59,7 +63,8 @@ def _table(table: Table, anchor: str) -> str:
                            f"{escape(cell)}</a></td>")  # fmt: skip
                 continue
             numeric = j > 0 and bool(cell) and (cell[0].isdigit() or cell[0] in "×~")
-            css = ' class="num"' if numeric else ""
+            names = " ".join(n for n in ("num" if numeric else "", classes.get(j, "")) if n)
+            css = f' class="{escape(names)}"' if names else ""
             out.append(f"<td{css}{attrs}>{escape(cell)}</td>")
         out.append("</tr>")
     out.append("</tbody></table></div>")
@@ -98,13 +103,22 @@ def _list(lines: list[str], cls: str = "summary") -> str:
     return f'<ul class="{cls}">' + "".join(f"<li>{escape(line)}</li>" for line in lines) + "</ul>" if lines else ""
 
 
+def _section(section: Section) -> str:
+    parts = [f'<h2 id="{escape(section.anchor)}">{escape(section.title)}</h2>']
+    parts += [f"<p>{escape(p)}</p>" for p in section.paragraphs]
+    parts += [_table(t, f"{section.anchor}-{i}") for i, t in enumerate(section.tables)]
+    return "".join(parts)
+
+
 def render(report: Report) -> str:
     body: list[str] = [
         f"<h1>{escape(report.title)}</h1>",
         f'<p class="muted">generated {escape(report.generated)} by dlbench {escape(report.version)} · suite '
         f"{escape(report.run.suite)} · {len(report.run.results)} results</p>",
         '<nav><a href="#recommendation">Recommendation</a><a href="#tables">The seed\'s tables</a>'
-        '<a href="#versus-2016">Beside 2016</a><a href="#plots">Plots</a><a href="#environment">Environment</a></nav>',
+        '<a href="#versus-2016">Beside 2016</a><a href="#plots">Plots</a>'
+        + "".join(f'<a href="#{escape(s.anchor)}">{escape(s.title)}</a>' for s in report.sections)
+        + '<a href="#environment">Environment</a></nav>',
         _list(report.notes, "notes"),
         '<h2 id="recommendation">Recommendation</h2>',
         _list(report.summary.lines),
@@ -124,6 +138,7 @@ def render(report: Report) -> str:
         _table(report.precision_table, "precision") if report.precision_table else "",
         '<h2 id="plots">Plots</h2>',
         *(_figure(f, f"figure-{i}") for i, f in enumerate(figures(report.run))),
+        *(_section(s) for s in report.sections),
         '<h2 id="environment">Environment</h2>',
         *(_environment(r) for r in report.runs),
         _table(backend_settings(report.run), "backend-settings"),

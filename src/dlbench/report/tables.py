@@ -29,6 +29,8 @@ class Table:
     # Per row: column index → the key of the case whose figure that cell shows (the HTML report marks cells
     # with it, so a reader or a test can tell which case each figure is).
     cases: list[dict[int, str]] = field(default_factory=list)
+    # Per row: column index → a cell class from report.sections.CELL_CLASSES (the HTML report colours the cell).
+    classes: list[dict[int, str]] = field(default_factory=list)
 
 
 def framework_label(result: Result) -> str:

@@ -139,15 +139,20 @@ class WorkerClient:
 
     # -- running one case ---------------------------------------------------------------------------------
 
-    def run(self, case: Case, config: MeasureConfig, timeout_s: float, task: str = "measure") -> dict[str, Any]:
+    def run(
+        self, case: Case, config: MeasureConfig, timeout_s: float, task: str = "measure", target: str = "",
+        args: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """The case's result document. Never raises for a failing case; KeyboardInterrupt passes through.
-        `task` is "measure" or "verify"."""
+        `task` is "measure", "verify" or "call" (run the worker-side function `target` with `args`)."""
         self.counter += 1
         log = self.log_dir / f"{self.counter:05d}-{case.backend}.log"
-        request = {
+        request: dict[str, Any] = {
             "protocol": PROTOCOL_VERSION, "task": task, "case": case.to_dict(), "measure": config.to_dict(),
             "log_path": str(log),
         }  # fmt: skip
+        if task == "call":
+            request.update(target=target, args=args or {})
         started = time.monotonic()
         if self.isolation == "fork" and (self.server is not None or self._start_server()):
             result = self._run_forked(request, log, timeout_s)

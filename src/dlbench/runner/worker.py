@@ -8,7 +8,10 @@ Either way each case runs in a process of its own, so a crash, a hang or an OOM 
 peak RSS is its own: a forked child starts from the parent's post-import state, which is exactly the
 framework's import baseline. Serving saves the framework's import time (seconds) on every case.
 
-A request's `task` is "measure" (time the case) or "verify" (compare with the float64 reference).
+A request's `task` is "measure" (time the case), "verify" (compare with the float64 reference) or "call": run
+the worker-side function `target` ("dlbench.module:function") as `function(case, backend_cls, **args)`, which
+returns the result document — how probes, max-batch searches and compile breakdowns run in a worker without
+a task of their own here. A failure in any task is that request's result (status error/oom/unsupported).
 Worker-side module: standard library, NumPy, and the backend's own framework only.
 """
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import gc
+import importlib
 import os
 import sys
 import time
@@ -130,13 +134,45 @@ def verify(case: Case, backend_cls: type[Backend] | None = None) -> dict[str, An
     return result
 
 
+def new_backend(case: Case, backend_cls: type[Backend] | None = None) -> Backend:
+    """The case's backend, instantiated and configured for the CPUs this process is pinned to."""
+    backend: Backend = (backend_cls or BACKENDS[case.backend].load())(case.device, case.options)
+    backend.configure(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    return backend
+
+
+def call(case: Case, target: str, args: dict[str, Any], backend_cls: type[Backend] | None = None) -> dict[str, Any]:
+    """Run a worker-side function of dlbench's on this case (see the module docstring) and return its document."""
+    result: dict[str, Any] = {"pid": os.getpid()}
+    try:
+        module, _, name = target.partition(":")
+        if not module.startswith("dlbench.") or not name:
+            raise ValueError(f"worker call target must be 'dlbench.module:function', got {target!r}")
+        function = getattr(importlib.import_module(module), name)
+        if backend_cls is None:
+            start = time.perf_counter()
+            backend_cls = BACKENDS[case.backend].load()
+            result["import_s"] = time.perf_counter() - start
+        result.update(function(case, backend_cls, **args))
+        result.setdefault("status", "ok")
+    except Unsupported as exc:
+        result.update(status="unsupported", error=str(exc))
+    except BaseException as exc:  # noqa: BLE001 — a failing call is its request's result
+        result.update(status="oom" if isinstance(exc, MemoryError) else "error", error=_error_text(exc),
+                      traceback=traceback.format_exc()[-4000:])  # fmt: skip
+    return result
+
+
 def _dispatch(
     request: dict[str, Any], backend_cls: type[Backend] | None = None, import_s: float | None = None,
     baseline_rss: int | None = None,
 ) -> dict[str, Any]:
     case = Case.from_dict(request["case"])
-    if request.get("task", "measure") == "verify":
+    task = request.get("task", "measure")
+    if task == "verify":
         return verify(case, backend_cls)
+    if task == "call":
+        return call(case, str(request.get("target")), dict(request.get("args") or {}), backend_cls)
     return run_case(case, MeasureConfig.from_dict(request["measure"]), backend_cls, import_s, baseline_rss)
 
 

@@ -1,7 +1,12 @@
 """SQLite store: one file, a schema version, WAL, each result written (and committed) the moment it arrives.
 
 Tables: `meta` (schema version), `runs` (one row per run: its plan, measurement settings, fingerprint),
-`results` (one row per case of a run, UNIQUE(run_id, case_key): a resumed run never duplicates a case).
+`results` (one row per case of a run, UNIQUE(run_id, case_key): a resumed run never duplicates a case),
+`verifications` (one row per backend × workload × precision × device checked before timing), `findings` (what is
+measured beside speed — the precision probe matrix, the largest batch that fits, compile phases, usability and
+export probes — one row per (run, kind, key), so a probe run is a run like any other: fingerprint, settings, resume).
+
+History: v1 runs/results/verifications; v2 adds findings (a v1 store is upgraded in place on open).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any
 from dlbench.cases import Case
 from dlbench.errors import UsageError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,6 +50,14 @@ CREATE TABLE IF NOT EXISTS verifications (
     group_key   TEXT NOT NULL,          -- backend-workload-precision-device
     document    TEXT NOT NULL,          -- JSON: status, errors per tensor, tolerance, passed
     PRIMARY KEY (run_id, group_key)
+);
+CREATE TABLE IF NOT EXISTS findings (
+    run_id      TEXT NOT NULL REFERENCES runs(run_id),
+    kind        TEXT NOT NULL,          -- probe | maxbatch | compile | usability | export | ...
+    key         TEXT NOT NULL,          -- unique within (run, kind), e.g. torch-cpu-fp16-conv2d
+    recorded_at REAL NOT NULL,
+    document    TEXT NOT NULL,          -- JSON: the finding, with the evidence it rests on
+    PRIMARY KEY (run_id, kind, key)
 );
 """
 
@@ -99,6 +112,8 @@ class Store:
             row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
                 self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) < SCHEMA_VERSION:  # older stores only lack tables the script above just created
+                self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
             elif int(row[0]) > SCHEMA_VERSION:
                 raise UsageError(
                     f"store {str(self.path)!r} has schema version {row[0]}, newer than this dlbench's "
@@ -178,3 +193,29 @@ class Store:
 
     def done_keys(self, run_id: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT case_key FROM results WHERE run_id=?", (run_id,))}
+
+    # -- findings -----------------------------------------------------------------------------------------
+
+    def add_finding(self, run_id: str, kind: str, key: str, document: dict[str, Any]) -> bool:
+        """Write one finding and commit at once. False (and nothing written) if (run, kind, key) already has one."""
+        with self.db:
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO findings (run_id, kind, key, recorded_at, document) VALUES (?, ?, ?, ?, ?)",
+                (run_id, kind, key, time.time(), _dumps(document)),
+            )
+        return cursor.rowcount == 1
+
+    def findings(self, run_id: str, kind: str) -> dict[str, dict[str, Any]]:
+        """A run's findings of one kind, key -> document, in the order they were recorded."""
+        rows = self.db.execute(
+            "SELECT key, document FROM findings WHERE run_id=? AND kind=? ORDER BY recorded_at, key", (run_id, kind)
+        )
+        return {key: json.loads(doc) for key, doc in rows}
+
+    def latest_run_with(self, kind: str) -> str | None:
+        """The newest run holding findings of this kind (None if there is none): what a report shows by default."""
+        row = self.db.execute(
+            "SELECT f.run_id FROM findings f JOIN runs r USING (run_id) WHERE f.kind=? "
+            "ORDER BY r.created_at DESC, r.run_id DESC LIMIT 1", (kind,)
+        ).fetchone()
+        return None if row is None else str(row[0])

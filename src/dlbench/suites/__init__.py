@@ -14,6 +14,9 @@ A suite file:
     modes = ["forward", "train"]
     [experiments.sizes]               # the grid: every combination is a case
     seq_len = [30, 60]
+    [experiments.skip]                # optional: backends this experiment leaves out, and why (the reason is
+    pytensor = "..."                  #   printed with the run's note, so an empty cell is never unexplained)
+    # backends = ["pytensor"]         # optional: this experiment runs only for these (of the run's backends)
 """
 
 from __future__ import annotations
@@ -38,6 +41,15 @@ class Experiment:
     sizes: dict[str, list[int]]
     precisions: list[str] = field(default_factory=lambda: ["fp32"])
     modes: list[str] = field(default_factory=lambda: list(MODES))
+    backends: list[str] | None = None  # only these backends (None: all of the run's)
+    skip: dict[str, str] = field(default_factory=dict)  # backend -> why this experiment leaves it out
+
+    def applies_to(self, backend: str) -> bool:
+        return (self.backends is None or backend in self.backends) and backend not in self.skip
+
+    def describe(self) -> str:
+        sizes = ", ".join(f"{k}={'/'.join(map(str, v))}" for k, v in self.sizes.items())
+        return f"{self.workload} {'/'.join(self.precisions)}" + (f" at {sizes}" if sizes else "")
 
     def grid(self) -> list[dict[str, int]]:
         """Every size of the grid, validated and completed with the workload's defaults."""
@@ -112,10 +124,15 @@ def parse_suite(name: str, data: dict[str, Any], where: str) -> Suite:
     for item in raw:
         if not isinstance(item, dict) or "workload" not in item:
             raise UsageError(f"malformed suite {where}: every [[experiments]] table needs a workload")
-        extra = set(item) - {"workload", "sizes", "precisions", "modes"}
+        keys = ("workload", "sizes", "precisions", "modes", "backends", "skip")
+        extra = set(item) - set(keys)
         if extra:
             raise UsageError(f"malformed suite {where}: unknown experiment key {sorted(extra)[0]!r} "
-                             "(allowed: workload, sizes, precisions, modes)")  # fmt: skip
+                             f"(allowed: {', '.join(keys)})")  # fmt: skip
+        skip = item.get("skip", {})
+        if not isinstance(skip, dict) or not all(isinstance(v, str) and v.strip() for v in skip.values()):
+            raise UsageError(f"malformed suite {where}: experiments.skip must map backend names to a reason, "
+                             f"got {skip!r}")  # fmt: skip
         get_workload(item["workload"])
         sizes = {k: _list(v, f"sizes.{k}", where) for k, v in dict(item.get("sizes", {})).items()}
         experiment = Experiment(
@@ -125,6 +142,9 @@ def parse_suite(name: str, data: dict[str, Any], where: str) -> Suite:
                 "precision", _list(item.get("precisions", ["fp32"]), "precisions", where), PRECISIONS
             ),
             modes=check_names("mode", _list(item.get("modes", list(MODES)), "modes", where), MODES),
+            backends=[get_backend(b).name for b in _list(item["backends"], "backends", where)]
+            if "backends" in item else None,
+            skip={get_backend(b).name: str(reason) for b, reason in skip.items()},
         )
         experiment.grid()  # validates every size now, before anything runs
         experiments.append(experiment)
