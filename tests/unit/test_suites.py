@@ -6,7 +6,7 @@ import pytest
 
 from dlbench.api import plan_cases
 from dlbench.errors import UsageError
-from dlbench.suites import load_suite, suite_names
+from dlbench.suites import Suite, load_suite, suite_names
 
 
 def test_builtin_suites_load_and_seed_has_the_seed_grid() -> None:
@@ -19,10 +19,18 @@ def test_builtin_suites_load_and_seed_has_the_seed_grid() -> None:
 
 
 def test_seed_cpu_keeps_the_structure_and_says_it_is_scaled() -> None:
+    def shape(suite: Suite) -> dict[str, tuple[set[tuple[str, str]], dict[str, int]]]:
+        """Per workload: its precision × mode pairs and how many values each size parameter takes."""
+        out: dict[str, tuple[set[tuple[str, str]], dict[str, set[int]]]] = {}
+        for e in suite.experiments:
+            pairs, values = out.setdefault(e.workload, (set(), {}))
+            pairs.update((p, m) for p in e.precisions for m in e.modes)
+            for key, vs in e.sizes.items():
+                values.setdefault(key, set()).update(vs)
+        return {w: (pairs, {k: len(v) for k, v in values.items()}) for w, (pairs, values) in out.items()}
+
     seed, cpu = load_suite("seed"), load_suite("seed-cpu")
-    for a, b in zip(seed.experiments, cpu.experiments, strict=True):
-        assert a.workload == b.workload and a.precisions == b.precisions and a.modes == b.modes
-        assert {k: len(v) for k, v in a.sizes.items()} == {k: len(v) for k, v in b.sizes.items()}
+    assert shape(seed) == shape(cpu)
     assert "SCALED" in cpu.note
 
 
@@ -68,6 +76,9 @@ def test_plan_errors(kwargs: dict, message: str) -> None:
         ("[[experiments]]\nworkload='lstm'\nprecisions=['fp8']", "unknown precision 'fp8'"),
         ("[[experiments]]\nworkload='lstm'\n[experiments.sizes]\nhidden=[0]", "hidden=0"),
         ("[measure]\nwarmup=3\n[[experiments]]\nworkload='lstm'", r"unknown \[measure\] key 'warmup'"),
+        ("[[experiments]]\nworkload='lstm'\nbackends=['nosuch']", "unknown backend 'nosuch'"),
+        ("[[experiments]]\nworkload='lstm'\n[experiments.skip]\ntorch=''", "must map backend names to a reason"),
+        ("[[experiments]]\nworkload='lstm'\n[experiments.skip]\nnosuch='why'", "unknown backend 'nosuch'"),
     ],
 )
 def test_malformed_suite_files(tmp_path: Path, text: str, message: str) -> None:
@@ -94,3 +105,24 @@ def test_a_suite_names_its_default_backends_and_flags_override_them(tmp_path: Pa
     path.write_text("backends = ['nosuch']\n[[experiments]]\nworkload='lstm'")
     with pytest.raises(UsageError, match="unknown backend 'nosuch'"):
         load_suite(str(path))
+
+
+def test_an_experiment_can_name_or_skip_backends_and_the_skip_reason_reaches_the_run_note(tmp_path: Path) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text("note = 'scaled.'\n"
+                    "[[experiments]]\nworkload='lstm'\nmodes=['forward']\n"
+                    "[experiments.skip]\ntorch='too slow here'\n"
+                    "[[experiments]]\nworkload='vgg16'\nmodes=['forward']\nbackends=['torch']\n"
+                    "[experiments.sizes]\nbatch=[1]\nimage=[32]")  # fmt: skip
+    suite, cases = plan_cases(str(path), backends=["numpy", "torch"])
+    assert [(c.backend, c.workload) for c in cases] == [("numpy", "lstm"), ("torch", "vgg16")]
+    assert suite.note == "scaled. Not run in this suite: torch leaves out lstm fp32: too slow here."
+    suite, _ = plan_cases(str(path), backends=["numpy"])  # a skip of a backend not in the run is not mentioned
+    assert suite.note == "scaled."
+
+
+def test_seed_cpu_times_pytensor_fp16_vgg_at_batch_1_only_and_says_why() -> None:
+    suite, cases = plan_cases("seed-cpu", backends=["pytensor", "torch"])
+    fp16 = {(c.backend, c.size["batch"]) for c in cases if c.workload == "vgg16" and c.precision == "fp16"}
+    assert fp16 == {("torch", 1), ("torch", 2), ("torch", 4), ("pytensor", 1)}
+    assert "pytensor leaves out vgg16 fp16 at batch=2/4" in suite.note and "C linker" in suite.note
