@@ -43,20 +43,30 @@ class Case:
     seed: int = 0
     # Backend options, e.g. the numpy harness backend's fault injection. Part of the case's identity.
     options: dict[str, Any] = field(default_factory=dict)
+    # The tag of `--backends torch@old`: the same backend run by another interpreter (dlbench.envs), kept apart
+    # from the untagged one. Part of the case's identity; "" (the default) leaves keys as they always were.
+    env: str = ""
+
+    @property
+    def backend_spec(self) -> str:
+        """`torch`, or `torch@old` for a tagged environment."""
+        return f"{self.backend}@{self.env}" if self.env else self.backend
 
     @property
     def key(self) -> str:
         """A readable, unique id: `lstm-seq_len=30,batch=32,hidden=128-torch-fp32-forward-cpu`."""
         size = ",".join(f"{k}={v}" for k, v in self.size.items())
         opts = "".join(f"-{k}={v}" for k, v in sorted(self.options.items()))
-        return f"{self.workload}-{size}-{self.backend}-{self.precision}-{self.mode}-{self.device}{opts}"
+        return f"{self.workload}-{size}-{self.backend_spec}-{self.precision}-{self.mode}-{self.device}{opts}"
 
     @property
     def batch(self) -> int:
         return int(self.size["batch"])
 
     def to_dict(self) -> dict[str, Any]:
+        env = {"env": self.env} if self.env else {}
         return {
+            **env,
             "workload": self.workload,
             "size": dict(self.size),
             "backend": self.backend,
@@ -78,7 +88,14 @@ class Case:
             device=data.get("device", "cpu"),
             seed=int(data.get("seed", 0)),
             options=dict(data.get("options", {})),
+            env=str(data.get("env", "")),
         )
 
     def __hash__(self) -> int:
         return hash(self.key)
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """`torch@old` → ("torch", "old"); `torch` → ("torch", "")."""
+    backend, _, env = spec.partition("@")
+    return backend, env

@@ -74,7 +74,14 @@ def _parse_cpus(text: str | None) -> list[int] | None:
 
 # Commands that live in their own module: each module has COMMANDS (the names it adds), add_parsers(sub,
 # store_help) and run_command(args) -> exit status. Adding a command is one module and one line here.
-COMMAND_MODULES = ("dlbench.report.commands",)
+COMMAND_MODULES = (
+    "dlbench.report.commands",
+    "dlbench.envs.commands",
+    "dlbench.maxbatch.commands",
+    "dlbench.compile.commands",
+    "dlbench.usability.commands",
+    "dlbench.probe.commands",
+)
 
 
 def _command_module(name: str) -> Any:
@@ -116,6 +123,10 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-verify", action="store_true",
                      help="time cases even where the backend disagrees with the float64 reference")
     run.add_argument("--resume", metavar="RUN_ID", help="measure only the cases an interrupted run is missing")
+    _interpreter_options(run)
+    run.add_argument("--memory-limit", metavar="SIZE", help="cap each case's resident memory (its whole worker "
+                     "process, framework included), e.g. 4GiB, 512MiB, 8G: a case that reaches it is killed and "
+                     "recorded as oom, so a CPU stands for a smaller device")  # fmt: skip
     _store_and_format(run)
 
     verify = sub.add_parser("verify", help="prove every backend computes the same function as the float64 reference",
@@ -136,6 +147,7 @@ def _build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--option", action="append", metavar="KEY=VALUE", dest="options",
                         help="a backend option (as for run)")
     verify.add_argument("--format", default="table", choices=("table", "markdown", "json"))
+    _interpreter_options(verify)
 
     show = sub.add_parser("show", help="print a stored run (default: the latest)")
     show.add_argument("run_id", nargs="?", metavar="RUN_ID")
@@ -151,6 +163,24 @@ def _build_parser() -> argparse.ArgumentParser:
         importlib.import_module(module).add_parsers(sub, f"SQLite store (default: $DLBENCH_STORE or "
                                                          f"{default_store_path()})")  # fmt: skip
     return parser
+
+
+def _interpreter_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--python", action="append", metavar="BACKEND=PATH", dest="pythons",
+                        help="run BACKEND's workers under that Python (≥ 3.9, with NumPy ≥ 1.21 and the framework), "
+                        "e.g. --python theano=/opt/legacy/bin/python (repeatable)")
+    parser.add_argument("--env", action="append", metavar="BACKEND=NAME", dest="envs",
+                        help="run BACKEND's workers in the managed env NAME (`dlbench envs`), e.g. --env "
+                        "theano=theano; BACKEND may be tagged (--backends torch,torch@old --env torch@old=torch25); "
+                        "NAME '-' is dlbench's own interpreter (repeatable)")  # fmt: skip
+
+
+def _interpreters(args: argparse.Namespace) -> dict[str, Any]:
+    """The --python/--env mappings as api keyword arguments (only those given)."""
+    from dlbench.envs.select import parse_assignments
+
+    pythons, envs = parse_assignments(args.pythons, "--python"), parse_assignments(args.envs, "--env")
+    return {k: v for k, v in (("pythons", pythons), ("envs", envs)) if v}
 
 
 def _store_and_format(parser: argparse.ArgumentParser) -> None:
@@ -169,7 +199,16 @@ def _cmd_list() -> int:
         workloads.add_row(w.name, ", ".join(f"{p.name} ({p.default})" for p in w.params), w.description)
     backends = Table("backend", "framework", "available", "description / why not", title="Backends",
                      title_justify="left")  # fmt: skip
+    from dlbench.envs import find_env
+    from dlbench.envs.select import Interpreter
+
     for info in BACKENDS.values():
+        env = find_env(info.name)  # a managed env of the backend's name runs it by default (see dlbench.envs)
+        if env is not None:
+            ok, reason = Interpreter(str(env.python), env_name=env.name).available(info)
+            backends.add_row(info.name, info.label, f"yes, via env {env.name}" if ok else f"no (env {env.name})",
+                             info.description if ok else reason)  # fmt: skip
+            continue
         ok, reason = info.available()
         backends.add_row(info.name, info.label, "yes" if ok else "no", info.description if ok else reason)
     suites = Table("suite", "device", "cases/backend", "description", title="Suites", title_justify="left")
@@ -215,7 +254,7 @@ class _Progress:
             return
         if kind == "verified":
             assert document is not None
-            self.progress.console.print(f"verify {case.backend} {case.workload} {case.precision}: "
+            self.progress.console.print(f"verify {case.backend_spec} {case.workload} {case.precision}: "
                                         f"{verification_text(document)}", highlight=False, markup=False)
             return
         assert document is not None
@@ -250,6 +289,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     records = api.verify(args.backends, workloads=args.workloads, precisions=args.precisions, sets=sets,
                          device=args.device, timeout_s=args.timeout, options=_parse_options(args.options),
+                         **_interpreters(args), on_note=lambda text: console.print(text, highlight=False, markup=False),
                          on_record=lambda r: console.print(
                              f"{r['backend']} {r['workload']} {r['precision']}: {verification_text(r)}",
                              highlight=False, markup=False))  # fmt: skip
@@ -280,9 +320,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     measure = {k: v for k, v in (("min_time_s", args.min_time), ("max_time_s", args.max_time)) if v is not None}
-    common: dict[str, Any] = dict(store=args.store, timeout_s=args.timeout, measure=measure or None)
+    common: dict[str, Any] = dict(store=args.store, timeout_s=args.timeout, measure=measure or None,
+                                  **_interpreters(args))  # fmt: skip
     if args.no_verify:
         common["verify"] = False
+    if args.memory_limit is not None:
+        api.memory_limit_bytes(args.memory_limit)  # a mistake is reported before anything starts
+        common["memory_limit"] = args.memory_limit
     if args.resume:
         stored = api.load_run(args.resume, args.store)
         total, note = len(stored.missing), ""
@@ -298,7 +342,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                       options=_parse_options(args.options), **common)  # fmt: skip
         suite, plan = api.plan_cases(args.target, args.backends, args.precisions, args.modes, sets or None,
                                      args.device, kwargs["options"])  # fmt: skip
-        total, note = len(plan), suite.note
+        _, interpreter_notes = api.interpreters_for(suite, plan, common.get("pythons"), common.get("envs"))
+        total, note = len(plan), " ".join([suite.note, *(n + "." for n in interpreter_notes)]).strip()
         kwargs["target"] = args.target or suite.name
     progress = _Progress(total, note)
     try:

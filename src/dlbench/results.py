@@ -49,7 +49,7 @@ class Result:
         """A flat row: case fields, status, the main statistics and memory figures."""
         stats, memory = self.stats, self.memory
         record: dict[str, Any] = {
-            "workload": self.case.workload, **self.case.size, "backend": self.case.backend,
+            "workload": self.case.workload, **self.case.size, "backend": self.case.backend, "env": self.case.env,
             "precision": self.case.precision, "mode": self.case.mode, "device": self.case.device,
             "status": self.status, "error": self.error,
         }  # fmt: skip

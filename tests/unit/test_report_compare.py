@@ -13,7 +13,7 @@ from dlbench.cases import Case
 from dlbench.cli import main
 from dlbench.errors import UsageError
 from dlbench.report import synthetic
-from dlbench.report.compare import compare_runs, parse_threshold
+from dlbench.report.compare import compare_runs, parse_threshold, summary_lines
 from dlbench.results import Run
 
 PLAN = [Case("lstm", {"seq_len": 4, "batch": 2, "hidden": h}, "numpy", "fp32", m) for h in (8, 16, 32)
@@ -80,7 +80,6 @@ def test_no_common_case_is_a_usage_error(tmp_path: Path) -> None:
     ("change", "field"),
     [
         ({"fp": synthetic.fingerprint(cpu={"model": "Another CPU"})}, "cpu.model ('Synthetic CPU' vs 'Another CPU')"),
-        ({"versions": "2.1.0"}, "versions.numpy (numpy) ('2.0.0' vs '2.1.0')"),
     ],
 )
 def test_environments_that_differ_in_what_matters_are_refused_unless_forced(
@@ -92,6 +91,14 @@ def test_environments_that_differ_in_what_matters_are_refused_unless_forced(
     assert field in str(caught.value) and "--force" in str(caught.value)
     forced = compare_runs(a, b, force=True)
     assert forced.refused_fields == [field] and len(forced.rows) == len(PLAN)
+
+
+def test_two_versions_of_one_framework_compare_and_the_header_says_so(tmp_path: Path) -> None:
+    """Version against version ("PyTorch 2.5 vs 2.13") is a supported comparison, not a refusal."""
+    result = compare_runs(make(tmp_path, "a"), make(tmp_path, "b", factor=0.5, versions="2.1.0"))
+    assert not result.refused_fields and result.version_changes == ["numpy 2.0.0 → 2.1.0 (backend numpy)"]
+    assert all(row.verdict == "slower" for row in result.rows)
+    assert any("measures the version change: numpy 2.0.0 → 2.1.0" in line for line in summary_lines(result))
 
 
 def test_gpu_and_hostname_do_not_block_a_cpu_comparison(tmp_path: Path) -> None:

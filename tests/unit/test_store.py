@@ -33,6 +33,16 @@ def test_a_second_run_keeps_the_first(store_path: Path) -> None:
     assert again.get_run("r1")["plan"] == [CASE]
 
 
+def test_the_latest_run_is_the_latest_measured_one_not_a_findings_only_run(store_path: Path) -> None:
+    store = Store(store_path)
+    store.create_run("r1", "quick", [CASE], {}, {})
+    store.add_result("r1", CASE, 0, {"status": "ok"})
+    store.create_run("r2", "probe", [], {}, {})
+    store.add_finding("r2", "probe", "k", {})
+    assert store.get_run()["run_id"] == "r1"
+    assert store.get_run("r2")["suite"] == "probe"
+
+
 def test_nan_is_stored_as_null(store_path: Path) -> None:
     store = Store(store_path)
     store.create_run("r", "q", [CASE], {}, {})

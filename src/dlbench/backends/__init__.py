@@ -23,6 +23,9 @@ class BackendInfo:
     description: str = ""
     harness: bool = False  # not a framework: left out of default runs (the numpy reference)
     fork_safe: bool = True  # may serve cases from one process that imported the framework and forks
+    # Installs only beside an old NumPy (`dlbench envs create NAME`): left out of default runs unless a managed env
+    # of its name exists, instead of an `unsupported` row in every run.
+    needs_env: bool = False
 
     def available(self) -> tuple[bool, str]:
         """(True, "") or (False, reason with the install command). Uses find_spec: never imports a framework."""
@@ -74,6 +77,17 @@ BACKENDS: dict[str, BackendInfo] = {
             "pytensor-jax", "dlbench.backends.pytensor:PyTensorJaxBackend", "PyTensor JAX mode", ("pytensor", "jax"),
             "pip install 'dlbench[pytensor,jax]'", seed_row="Theano",
             description="the same PyTensor graphs compiled through PyTensor's JAX backend (runs on GPUs)",
+        ),
+        # Label == seed_row: tables call it "Theano 1.0.5", beside "Theano (PyTensor 3.x)".
+        BackendInfo(
+            "theano", "dlbench.backends.theano:TheanoBackend", "Theano", ("theano",),
+            "dlbench envs create theano (then --env theano=theano)", seed_row="Theano", needs_env=True,
+            description="the seed's Theano 1.0.5 (NumPy < 2, its own env): scan LSTM, nnet.conv2d + pool_2d VGG",
+        ),
+        BackendInfo(
+            "aesara", "dlbench.backends.aesara:AesaraBackend", "Aesara", ("aesara",),
+            "dlbench envs create aesara (then --env aesara=aesara)", seed_row="Theano", needs_env=True,
+            description="Aesara 2.9.4, Theano's fork before PyTensor (NumPy < 2, its own env): Theano's graphs",
         ),
         BackendInfo(
             "keras-jax", "dlbench.backends.keras:KerasJaxBackend", "Keras 3 on JAX", ("keras", "jax"),

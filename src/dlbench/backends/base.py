@@ -4,13 +4,20 @@ A backend object lives in a worker process, for one case. The worker calls, in o
     configure(threads)            set the framework's thread knobs (before any work)
     prepare(case, workload, weights, inputs) -> step
     step() ... synchronize(out)   timed; step() returns the output (forward) or (output, grads) (train)
-    peak_memory(), settings(), versions()
+    first_step_phases()           what the first step (compile, first execution) was made of, where it can tell
+    peak_memory(), settings(), versions(), compile_cache()
+
+Option `cache_dir` (every backend): the folder for the framework's persistent compilation cache(s), so that a
+process can start with an empty cache ("cold") or with one an earlier process filled ("warm"); `dlbench compile`
+uses it. Backends whose framework keeps no persistent cache ignore it, and their compile_cache() says so ({}).
 Worker-side module: standard library and NumPy only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import numpy as np
@@ -46,6 +53,11 @@ class Backend:
     def __init__(self, device: str, options: Mapping[str, Any] | None = None) -> None:
         self.device = device
         self.options = dict(options or {})
+        # Common to every backend, so taken out before a backend checks the options that are its own.
+        cache_dir = self.options.pop("cache_dir", None)
+        self.cache_dir: str | None = str(cache_dir) if cache_dir is not None else None
+        # Filled by the backend while it prepares and runs its first step; read by first_step_phases().
+        self.phases: dict[str, float] = {}
 
     def configure(self, threads: int) -> None:
         """Set the framework's CPU thread knobs to `threads` (the worker has pinned itself to that many CPUs)."""
@@ -62,6 +74,45 @@ class Backend:
 
     def to_numpy(self, value: Any) -> np.ndarray:
         return np.asarray(value)
+
+    def first_step_phases(self) -> dict[str, float]:
+        """Seconds per phase of compiling and first running the step, as far as the framework lets them be seen
+        apart (JAX: trace and lower, compile, first execution; ...), each measured, never apportioned. Names that
+        start with "prepare_" were measured inside prepare() and are part of setup_s; every other phase lies
+        inside the first step, and together they take at most first_step_s (the rest is the step's own
+        overhead: Python, dispatch, synchronization). {}: no breakdown. Called by the worker after the first step."""
+        return dict(self.phases)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Time the block as phase `name` (seconds added to self.phases)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - start
+
+    def time_first_call(self, step: Step, name: str = "first_execute_s") -> Step:
+        """`step`, with its first call timed as phase `name`, synchronized so that the phase ends when its work
+        has. Later calls cost one Python call and a flag test more than `step` (~0.1 µs)."""
+        first = True
+
+        def wrapped() -> Any:
+            nonlocal first
+            if not first:
+                return step()
+            first = False
+            with self.phase(name):
+                result = step()
+                self.synchronize(result)
+            return result
+
+        return wrapped
+
+    def compile_cache(self) -> dict[str, str]:
+        """The persistent compilation cache in force: {"what": what it holds, "dir": its folder}; {} where the
+        framework keeps none (its compiled code lives in the process only, so every process compiles afresh)."""
+        return {}
 
     def reset_peak_memory(self) -> None:
         """Forget the device allocator's peak so far (called after the model is built)."""

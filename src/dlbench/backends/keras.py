@@ -22,6 +22,10 @@ a Keras user would, each engine's part kept to its fast path and its autodiff.
 - outputs and gradients come back in Keras' layouts (batch-major output, (kh, kw, in, out) kernels): converting
   them in every step would be work no Keras user does. `to_numpy` converts them to the workload's layouts.
 - the loss, mean(output), is written with keras.ops once for all engines, reduced in fp32 (as torch.py does).
+- first_step_phases: keras-jax times jit's stages as the `jax` backend does (trace_s, lower_s, compile_s,
+  first_execute_s); keras-tensorflow traces, then calls, as `tensorflow` does (trace_s, first_call_s);
+  keras-torch is eager: first_execute_s. Option `cache_dir`: JAX's persistent compilation cache (keras-jax);
+  Keras on torch (eager) and on TensorFlow on the CPU (no XLA) have no compiled code to cache.
 """
 
 from __future__ import annotations
@@ -282,6 +286,15 @@ class _KerasJax(_KerasBackend):
         # XLA's CPU client sizes its thread pool from the affinity mask, which the worker set to `threads`
         # CPUs; jax has no runtime knob for it.
         self.threads = threads
+        if self.cache_dir is not None:
+            from dlbench.backends.jax import enable_persistent_cache
+
+            enable_persistent_cache(self.cache_dir)
+
+    def compile_cache(self) -> dict[str, str]:
+        from dlbench.backends.jax import persistent_cache
+
+        return persistent_cache()
 
     def check_device(self) -> None:
         import jax
@@ -295,6 +308,8 @@ class _KerasJax(_KerasBackend):
     def compile_steps(self, model: Any, x: Any, mode: str) -> Step:
         import jax
 
+        from dlbench.backends.jax import staged_first_call  # jit's stages timed one by one, as for `jax`
+
         keras = self.keras
         # Committed to the case's device, the arrays take every jitted call there. (A keras.device scope around
         # each call would too, but measured ~0.9 ms a call here: a changed default device takes jax off its
@@ -304,10 +319,11 @@ class _KerasJax(_KerasBackend):
         non_trainable = jax.device_put([v.value for v in model.non_trainable_variables], device)
         x = jax.device_put(x, device)
         self.compiled = "jax.jit(model.stateless_call)"
+        args = (trainable, non_trainable, x)
         if mode == "forward":
             predict = jax.jit(lambda tv, ntv, x: model.stateless_call(tv, ntv, x, training=False)[0])
-            self._jitted = (predict, (trainable, non_trainable, x))
-            return lambda: predict(trainable, non_trainable, x)
+            self._jitted = (predict, args)
+            return staged_first_call(self, predict, args, lambda: predict(trainable, non_trainable, x))
 
         def loss_fn(tv: Any, ntv: Any, x: Any) -> Any:
             y, _ = model.stateless_call(tv, ntv, x, training=True)
@@ -320,7 +336,7 @@ class _KerasJax(_KerasBackend):
             (_, y), grads = grad_fn(trainable, non_trainable, x)
             return y, grads
 
-        return train
+        return staged_first_call(self, grad_fn, args, train)
 
     def synchronize(self, result: Any = None) -> None:
         import jax
@@ -412,7 +428,7 @@ class _KerasTorch(_KerasBackend):
                 with keras.device(device), torch.no_grad():  # inference, as model.predict runs it
                     return model(x, training=False)
 
-            return step
+            return self.time_first_call(step)
 
         params = [v.value for v in model.trainable_weights]  # the torch Parameters behind Keras' Variables
 
@@ -422,7 +438,7 @@ class _KerasTorch(_KerasBackend):
                 grads = torch.autograd.grad(self.loss(keras, y), params)
             return y.detach(), grads
 
-        return train
+        return self.time_first_call(train)
 
     def synchronize(self, result: Any = None) -> None:
         if self.device == "cuda":
@@ -526,6 +542,8 @@ class _KerasTensorFlow(_KerasBackend):
     def compile_steps(self, model: Any, x: Any, mode: str) -> Step:
         import tensorflow as tf
 
+        from dlbench.backends.tensorflow import traced_first_call  # trace, then first call, as for `tensorflow`
+
         keras, device = self.keras, _keras_device(self.device)
         # Keras' rule for jit_compile="auto" (Trainer._resolve_auto_jit_compile): no XLA on CPU, XLA on GPU if
         # every layer supports it. Applied to the case's device, not to whether the machine has a GPU.
@@ -539,7 +557,7 @@ class _KerasTensorFlow(_KerasBackend):
                 with keras.device(device):
                     return model(x, training=False)
 
-            return lambda: predict(x)
+            return traced_first_call(self, predict, (x,), lambda: predict(x))
 
         weights = model.trainable_weights
 
@@ -550,7 +568,7 @@ class _KerasTensorFlow(_KerasBackend):
                 loss = self.loss(keras, y)
             return y, tape.gradient(loss, weights)
 
-        return lambda: grad_fn(x)
+        return traced_first_call(self, grad_fn, (x,), lambda: grad_fn(x))
 
     def synchronize(self, result: Any = None) -> None:
         # On the CPU a tf.function's results are computed when it returns; GPU kernels run asynchronously.
@@ -630,3 +648,15 @@ def __getattr__(name: str) -> type[_KerasBackend]:
 
 
 __all__ = list(_PUBLIC)
+
+
+# What `dlbench usability` counts as each workload's model code and as the step built from it, per backend of this
+# module (read from the source by dlbench.usability.code_metrics, never imported; a unit test checks the names).
+CODE_PARTS = {
+    "keras-jax": {"lstm": ("_build_lstm",), "vgg16": ("_build_vgg16",),
+                  "step": ("_KerasBackend.prepare", "_KerasBackend.loss", "_KerasJax.compile_steps")},
+    "keras-torch": {"lstm": ("_build_lstm",), "vgg16": ("_build_vgg16",),
+                    "step": ("_KerasBackend.prepare", "_KerasBackend.loss", "_KerasTorch.compile_steps")},
+    "keras-tensorflow": {"lstm": ("_build_lstm",), "vgg16": ("_build_vgg16",),
+                         "step": ("_KerasBackend.prepare", "_KerasBackend.loss", "_KerasTensorFlow.compile_steps")},
+}  # fmt: skip

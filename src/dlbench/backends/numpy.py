@@ -22,7 +22,7 @@ from dlbench.workloads.base import Workload
 
 _DTYPES: dict[str, type[np.floating[Any]]] = {"fp32": np.float32, "fp16": np.float16}
 FAULTS: tuple[str, ...] = ("crash", "exit", "hang", "raise", "oom")
-OPTIONS: tuple[str, ...] = ("fault", "sleep_s")
+OPTIONS: tuple[str, ...] = ("fault", "sleep_s", "hold_mib_per_sample")
 
 # Bytes that no machine can allocate: 2**60 is beyond even a 57-bit (5-level paging) address space, so the
 # allocation fails up front, a real MemoryError from NumPy, even with memory overcommit, touching no memory.
@@ -40,7 +40,10 @@ class NumpyBackend(Backend):
       fault="raise"   the first step raises RuntimeError("injected failure");
       fault="oom"     the first step allocates 2**60 bytes; NumPy raises MemoryError, classified "oom";
       sleep_s=<s>     every step sleeps that many seconds on top of its work (a real slow-down, for testing
-                      regression detection).
+                      regression detection);
+      hold_mib_per_sample=<MiB>  every step also fills (so really holds) batch × that many MiB, kept until the
+                      next step replaces it: resident memory that grows with the batch, as activations do, for
+                      testing --memory-limit and the max-batch search.
     """
 
     name = "numpy"
@@ -63,6 +66,7 @@ class NumpyBackend(Backend):
             self.sleep_s = -1.0
         if isinstance(raw, bool) or not 0 <= self.sleep_s < 1e9:
             raise ValueError(f"bad sleep_s={raw!r}: must be a number of seconds ≥ 0")
+        self.hold_bytes_per_sample = _megabytes(self.options.get("hold_mib_per_sample", 0)) * 2**20
         self.dtype: type[np.floating[Any]] | None = None
 
     def prepare(
@@ -80,14 +84,19 @@ class NumpyBackend(Backend):
         weights = {k: np.asarray(v, dtype=self.dtype) for k, v in weights.items()}
         inputs = {k: np.asarray(v, dtype=self.dtype) for k, v in inputs.items()}
         first = True
+        hold_bytes = int(self.hold_bytes_per_sample * case.batch)
+        held: np.ndarray | None = None
 
         def step() -> Any:
-            nonlocal first
+            nonlocal first, held
             if first:
                 first = False
                 self._inject_fault()
             if self.sleep_s:
                 time.sleep(self.sleep_s)
+            if hold_bytes:
+                held = None
+                held = np.ones(hold_bytes, dtype=np.uint8)  # every page written: resident, not just reserved
             if train:
                 return _numpy_math.loss_and_grads(name, weights, inputs)
             return _numpy_math.forward(name, weights, inputs)
@@ -120,6 +129,16 @@ class NumpyBackend(Backend):
 
     def classify(self, exc: BaseException) -> str | None:
         return "oom" if isinstance(exc, MemoryError) else None
+
+
+def _megabytes(raw: Any) -> float:
+    try:
+        value = float(raw)  # also from text, as a command line may give it
+    except (TypeError, ValueError):
+        value = -1.0
+    if isinstance(raw, bool) or not 0 <= value < 2**30:
+        raise ValueError(f"bad hold_mib_per_sample={raw!r}: must be a number of MiB ≥ 0")
+    return value
 
 
 def _blas_name() -> str | None:

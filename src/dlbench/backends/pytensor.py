@@ -16,6 +16,12 @@ variables, `pytensor.scan` over time steps, `pytensor.grad` (scan's own gradient
   so its compiled C modules (cached on disk) serve every batch size, sequence length and hidden size.
 - Compile time: prepare() builds the graph and its gradient; `pytensor.function` runs in the FIRST call of the
   step, so compilation (rewrites + C code generation + g++, or JAX tracing + XLA) is the case's first_step_s.
+  `first_step_phases`: prepare_graph_s (in prepare(), part of setup_s: the symbolic graph and pytensor.grad),
+  then, in the first step, rewrite_s and link_s, the outer function's graph rewrites and linking as PyTensor's
+  own timers log them (linking includes compiling scan's inner function, generating and compiling C code, or
+  loading it from the compiledir), then first_execute_s, the compiled function's first call (in JAX mode that
+  is where jax.jit traces and XLA compiles). Where those log lines are missing, compile_s is the whole
+  pytensor.function call.
 - Linker: CVM, the C VM linker with the fast_run rewrites (Theano's default). PyTensor 3's default, Numba,
   compiled VGG-16 cold in 79 s (forward) / 249 s (train) with 5.8 GB peak RSS on this 2-CPU machine, and has
   no float16 ("NotImplementedError: float16" from numba). CVM, cold cache: ~50 s for either, ~270 MB peak RSS;
@@ -28,7 +34,9 @@ variables, `pytensor.scan` over time steps, `pytensor.grad` (scan's own gradient
   A user's own blas__ldflags (PYTENSOR_FLAGS) wins. configure() sets that OpenBLAS's threads through its
   own API (scipy_openblas_set_num_threads: OPENBLAS_NUM_THREADS is read when a library loads, and NumPy's
   copy loads before any backend code runs). PyTensor's other C ops are single-threaded (`openmp` stays off).
-- Caches: PyTensor's compile cache (base_compiledir) is $DLBENCH_CACHE_DIR/pytensor, else
+- Caches: PyTensor's compile cache (base_compiledir) is $DLBENCH_CACHE_DIR/pytensor (the worker sets
+  DLBENCH_CACHE_DIR from the option `cache_dir` before this module loads; JAX mode then also keeps JAX's
+  persistent compilation cache in <cache_dir>/jax), else
   $XDG_CACHE_HOME/dlbench/pytensor, else ~/.cache/dlbench/pytensor, set in PYTENSOR_FLAGS before PyTensor is
   imported (so import this module before pytensor; a user's own base_compiledir wins). NUMBA_CACHE_DIR points
   there too (neither linker here uses Numba). PyTensor's JAX dispatch writes each generated function's source
@@ -47,8 +55,11 @@ from __future__ import annotations
 import ctypes
 import functools
 import importlib.util
+import logging
 import os
+import re
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -90,7 +101,15 @@ _OPENBLAS = _scipy_openblas()
 _FLAGS = [f"base_compiledir={CACHE_DIR}"]
 if _OPENBLAS is not None:
     _FLAGS.append(f"blas__ldflags={_blas_ldflags(_OPENBLAS)}")
-os.environ["PYTENSOR_FLAGS"] = ",".join([*_FLAGS, os.environ.get("PYTENSOR_FLAGS", "")]).rstrip(",")
+# A process that imported this module passes its PYTENSOR_FLAGS on to the workers it starts: drop what that
+# process prepended (remembered in DLBENCH_PYTENSOR_FLAGS), or its cache folder would override this process's
+# (a worker's DLBENCH_CACHE_DIR). What remains is the user's own.
+_user_flags = os.environ.get("PYTENSOR_FLAGS", "")
+_inherited = os.environ.get("DLBENCH_PYTENSOR_FLAGS")
+if _inherited and _user_flags.startswith(_inherited):
+    _user_flags = _user_flags[len(_inherited) :].lstrip(",")
+os.environ["DLBENCH_PYTENSOR_FLAGS"] = ",".join(_FLAGS)
+os.environ["PYTENSOR_FLAGS"] = ",".join([*_FLAGS, _user_flags]).rstrip(",")
 # Neither linker here uses Numba (PyTensor keeps its own Numba cache under base_compiledir); numba-compiled
 # helpers with cache=True would otherwise write next to their sources in site-packages.
 os.environ.setdefault("NUMBA_CACHE_DIR", str(CACHE_DIR / "numba"))
@@ -185,6 +204,44 @@ def _temp_files_in_cache() -> Iterator[None]:
             tempfile.tempdir = saved
 
 
+class _CompileTimes(logging.Handler):
+    """The seconds PyTensor's function maker logs at DEBUG ("Rewriting took 1.23 seconds", "Linker took ..."),
+    in the order logged, while one pytensor.function compiles."""
+
+    _LINE = re.compile(r"(Rewriting|Linker) took ([0-9.]+) seconds")
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.times: list[tuple[str, float]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = self._LINE.fullmatch(record.getMessage())
+        if match:
+            self.times.append((match[1], float(match[2])))
+
+    def outer(self) -> dict[str, float]:
+        """The outer function's rewrite and link times. Its rewrites end before it links, and it links scan's
+        inner functions (each logging its own times) inside its own linking: so its rewrite time is the first
+        logged, its link time the last. {} where PyTensor logged neither."""
+        rewrites = [t for kind, t in self.times if kind == "Rewriting"]
+        links = [t for kind, t in self.times if kind == "Linker"]
+        return {"rewrite_s": rewrites[0], "link_s": links[-1]} if rewrites and links else {}
+
+
+@contextmanager
+def _compile_times() -> Iterator[_CompileTimes]:
+    """Listen to the function maker's DEBUG lines (they reach no handler that prints DEBUG unless a user set one)."""
+    logger = logging.getLogger("pytensor.compile.maker")
+    handler, level = _CompileTimes(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 # -- OpenBLAS and what runs in C -----------------------------------------------------------------------------
 
 
@@ -239,6 +296,11 @@ class PyTensorBackend(Backend):
         self.dtype: str | None = None
         self.function: Any = None  # the last compiled function (for settings())
         self.outputs_in_other_dtype: dict[str, str] = {}
+        if self.cache_dir is not None and Path(pytensor.config.base_compiledir) != Path(self.cache_dir) / "pytensor":
+            raise Unsupported(
+                f"option cache_dir={self.cache_dir!r}: PyTensor fixed its compiledir when it was imported "
+                f"({pytensor.config.base_compiledir}); run with isolation spawn, whose worker sets it first"
+            )
 
     def configure(self, threads: int) -> None:
         lib = _openblas()
@@ -271,14 +333,15 @@ class PyTensorBackend(Backend):
 
         names = list(weights)  # the workload's weight names, in its order
         shape = (lambda a: a.shape) if self.static_shapes else (lambda a: (None,) * a.ndim)
-        sym = {k: pt.tensor(k, dtype=dtype, shape=shape(v)) for k, v in weights.items()}
-        x = pt.tensor("x", dtype=dtype, shape=shape(inputs["x"]))
-        out = _GRAPHS[workload.name](x, sym)
-        outputs = [out]
         train = case.mode == "train"
-        if train:
-            # Loss = mean(output), reduced in fp32 (as a user would for fp16); its gradient is cast back.
-            outputs += pytensor.grad(out.astype("float32").mean(), [sym[k] for k in names])
+        with self.phase("prepare_graph_s"):
+            sym = {k: pt.tensor(k, dtype=dtype, shape=shape(v)) for k, v in weights.items()}
+            x = pt.tensor("x", dtype=dtype, shape=shape(inputs["x"]))
+            out = _GRAPHS[workload.name](x, sym)
+            outputs = [out]
+            if train:
+                # Loss = mean(output), reduced in fp32 (as a user would for fp16); its gradient is cast back.
+                outputs += pytensor.grad(out.astype("float32").mean(), [sym[k] for k in names])
         graph_inputs = [x, *(sym[k] for k in names)]
         # Copies (np.array copies by default) in C order: trust_input=True skips PyTensor's own checks.
         args = [self.to_device(np.array(a, dtype=dtype, order="C")) for a in (inputs["x"], *weights.values())]
@@ -289,10 +352,15 @@ class PyTensorBackend(Backend):
             nonlocal function
             if function is None:  # compile on the first call: its time is the case's first_step_s
                 with _temp_files_in_cache():
-                    self.function = function = pytensor.function(
-                        graph_inputs, outputs, mode=self.mode, trust_input=True
-                    )
-                    result = function(*args)  # the JAX linker traces and compiles here
+                    start = time.perf_counter()
+                    with _compile_times() as times:
+                        self.function = function = pytensor.function(
+                            graph_inputs, outputs, mode=self.mode, trust_input=True
+                        )
+                    self.phases.update(times.outer() or {"compile_s": time.perf_counter() - start})
+                    with self.phase("first_execute_s"):
+                        result = function(*args)  # the JAX linker traces and compiles here
+                        self.synchronize(result)
                 # Recorded, not repaired: PyTensor's JAX CAReduce returns a sum cast to its accumulator dtype
                 # (float64 for float32, float32 for float16), so bias gradients come back in that dtype.
                 self.outputs_in_other_dtype = {
@@ -308,6 +376,9 @@ class PyTensorBackend(Backend):
 
     def to_numpy(self, value: Any) -> np.ndarray:
         return np.asarray(value)
+
+    def compile_cache(self) -> dict[str, str]:
+        return {"what": "PyTensor compiledir (compiled C modules)", "dir": str(pytensor.config.compiledir)}
 
     def settings(self) -> dict[str, Any]:
         config = pytensor.config
@@ -365,8 +436,18 @@ class PyTensorJaxBackend(PyTensorBackend):
     static_shapes = True
 
     def configure(self, threads: int) -> None:
-        """Nothing to set: XLA's CPU thread pool follows the process's CPU affinity, which the worker has set;
+        """No threads to set: XLA's CPU thread pool follows the process's CPU affinity, which the worker has set;
         JAX is imported after that, in the case's own process."""
+        if self.cache_dir is not None:
+            from dlbench.backends.jax import enable_persistent_cache
+
+            enable_persistent_cache(self.cache_dir)
+
+    def compile_cache(self) -> dict[str, str]:
+        """JAX's cache: the JAX linker generates its Python code afresh in every process and caches none of it."""
+        from dlbench.backends.jax import persistent_cache
+
+        return persistent_cache()
 
     def _check_device(self) -> None:
         jax = _jax()
@@ -400,3 +481,13 @@ class PyTensorJaxBackend(PyTensorBackend):
     def versions(self) -> dict[str, str]:
         jax = _jax()
         return {"pytensor": pytensor.__version__, "jax": jax.__version__, "jaxlib": jax.lib.__version__}
+
+
+# What `dlbench usability` counts as each workload's model code and as the step built from it, per backend of this
+# module (read from the source by dlbench.usability.code_metrics, never imported; a unit test checks the names).
+CODE_PARTS = {
+    "pytensor": {"lstm": ("_lstm",), "vgg16": ("_vgg16", "_conv3x3_relu", "_max_pool"),
+                 "step": ("PyTensorBackend.prepare",)},
+    "pytensor-jax": {"lstm": ("_lstm",), "vgg16": ("_vgg16", "_conv3x3_relu", "_max_pool"),
+                     "step": ("PyTensorBackend.prepare", "PyTensorJaxBackend.to_device")},
+}  # fmt: skip

@@ -26,6 +26,10 @@
 - threads: intra-op = inter-op = the worker's CPU count, set in configure() before TF's runtime starts (they
   cannot change after). TF's default for both (0) picks from the CPU count itself; an explicit number is recorded.
   inter-op 1 vs the CPU count measured the same here (VGG-16, 2 cores), within a noisy machine's spread.
+- first step (`first_step_phases`): trace_s, `get_concrete_function` (Python to a graph: autograph, the tape),
+  then first_call_s, the first call, in which TF instantiates the graph, Grappler rewrites it, XLA compiles it
+  (tensorflow-xla) and it runs: one C++ call that Python cannot see into. The plain `tensorflow` backend has no
+  persistent cache (every process traces and optimizes again); tensorflow-xla's option `cache_dir` keeps XLA's.
 - GPU: memory growth on every GPU (else TF maps nearly all GPU memory at start and peak figures mean nothing);
   TF32 off for fp32 (TF enables it by default on Ampere+: `fp32` here is fp32). On device `cpu`, GPUs are hidden.
 Importing this module starts no TF runtime (no tensor, no device, no thread pool), so a serving process may fork.
@@ -152,6 +156,29 @@ def _build_vgg16(weights: dict[str, np.ndarray], inputs: dict[str, np.ndarray], 
 _BUILDERS = {"lstm": _build_lstm, "vgg16": _build_vgg16}
 
 
+def traced_first_call(backend: Backend, function: Any, args: tuple[Any, ...], step: Step) -> Step:
+    """`step` (which calls the tf.function `function(*args)`), whose first call first traces `function` for
+    `args` alone (phase trace_s: Python to a graph, with autograph and the gradient tape), then calls `step`
+    (phase first_call_s: TF instantiates the traced graph, runs Grappler's rewrites, with jit_compile has XLA
+    compile it, and runs it, all inside one C++ call that Python cannot see into). Later calls find the traced
+    graph in the function's cache, as they would without this; they cost one Python call and a flag test more."""
+    first = True
+
+    def staged() -> Any:
+        nonlocal first
+        if not first:
+            return step()
+        first = False
+        with backend.phase("trace_s"):
+            function.get_concrete_function(*args)
+        with backend.phase("first_call_s"):
+            result = step()
+            backend.synchronize(result)
+        return result
+
+    return staged
+
+
 def _accumulation_probe(dtype: tf.DType, device: str, jit: bool) -> str:
     """The type TF's matmul and conv accumulate in for `dtype`: a sum of 4096 ones is 4096 in f32, but
     stops at 2048 in fp16 (and at 256 in bf16), where adding 1 no longer changes the sum."""
@@ -249,7 +276,7 @@ class TensorFlowBackend(Backend):
                 out = infer(x)
                 return out if out_perm is None else _InLayout(out, out_perm)
 
-            return step
+            return traced_first_call(self, infer, (x,), step)
 
         @tf.function(jit_compile=self.jit_compile)
         def train(x: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
@@ -268,7 +295,7 @@ class TensorFlowBackend(Backend):
                 {name: grads[i] if perm is None else _InLayout(grads[i], perm) for name, i, perm in grad_map},
             )
 
-        return train_step
+        return traced_first_call(self, train, (x,), train_step)
 
     # -- measurement ---------------------------------------------------------------------------------------
 
@@ -354,7 +381,36 @@ class TensorFlowBackend(Backend):
 
 class TensorFlowXLABackend(TensorFlowBackend):
     """The same functions compiled by XLA (`tf.function(jit_compile=True)`); compile time lands in the first
-    step. The LSTM loop is `tf.scan` here (see the module's docstring)."""
+    step. The LSTM loop is `tf.scan` here (see the module's docstring).
+
+    Option `cache_dir`: TF's XLA persistent cache (TF_XLA_FLAGS --tf_xla_persistent_cache_directory, read when
+    TF first compiles with XLA, so set here, before that) in <cache_dir>/tf-xla: the compiled executables, which
+    a later process loads instead of compiling (tracing and Grappler still run). Loading one, XLA CPU logs an
+    error-level line that "prefer-no-scatter"/"prefer-no-gather" are not host features: those are tuning hints
+    of the compiler, not instruction sets, and the same machine compiled the entry."""
 
     name = "tensorflow-xla"
     jit_compile = True
+
+    def __init__(self, device: str, options: dict[str, Any] | None = None) -> None:
+        super().__init__(device, options)
+        self.xla_cache: str | None = None
+        if self.cache_dir is not None:
+            self.xla_cache = os.path.join(self.cache_dir, "tf-xla")
+            flags = os.environ.get("TF_XLA_FLAGS", "")
+            os.environ["TF_XLA_FLAGS"] = f"{flags} --tf_xla_persistent_cache_directory={self.xla_cache}".strip()
+
+    def compile_cache(self) -> dict[str, str]:
+        if self.xla_cache is None:
+            return {}
+        return {"what": "TensorFlow's XLA persistent cache (compiled executables)", "dir": self.xla_cache}
+
+
+# What `dlbench usability` counts as each workload's model code and as the step built from it, per backend of this
+# module (read from the source by dlbench.usability.code_metrics, never imported; a unit test checks the names).
+CODE_PARTS = {
+    "tensorflow": {"lstm": ("_lstm", "_build_lstm"), "vgg16": ("_build_vgg16",),
+                   "step": ("TensorFlowBackend.prepare",)},
+    "tensorflow-xla": {"lstm": ("_lstm", "_build_lstm"), "vgg16": ("_build_vgg16",),
+                       "step": ("TensorFlowBackend.prepare",)},
+}  # fmt: skip

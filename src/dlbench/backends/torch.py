@@ -132,7 +132,7 @@ class TorchBackend(Backend):
                 with torch.no_grad():  # inference as users time it
                     return call(run, x)
 
-            return step
+            return self.first_call(step)
 
         def train_step() -> Any:
             out = call(run, x)
@@ -143,7 +143,11 @@ class TorchBackend(Backend):
             grads = torch.autograd.grad(loss, params)
             return out.detach(), dict(zip(names, grads, strict=True))
 
-        return train_step
+        return self.first_call(train_step)
+
+    def first_call(self, step: Step) -> Step:
+        """`step`, its first call timed as phase first_execute_s (eager: there is nothing to compile)."""
+        return self.time_first_call(step)
 
     # -- measurement ---------------------------------------------------------------------------------------
 
@@ -218,24 +222,81 @@ class TorchCompileBackend(TorchBackend):
     Dynamo itself may decline code and run it eager (torch 2.x declines nn.LSTM unless the experimental
     `torch._dynamo.config.allow_rnn` is set), so `settings()` counts the graphs compiled and the graph
     breaks: a "compiled" result that ran eager says so.
+
+    First step (`first_step_phases`), from torch's own compile timers (torch._dynamo.utils
+    .compilation_time_metrics, what `torch._dynamo.utils.compile_times()` prints), as they grew during the first
+    call: dynamo_s (bytecode analysis, FX graph capture, guards: dynamo's whole frame compile less its backend's
+    part), backend_compile_s (AOTAutograd and Inductor for the forward graph: lowering, C++/Triton code
+    generation and compilation, or loading them from Inductor's caches) and, for train, backward_compile_s
+    (Inductor compiles the backward graph lazily, at the first backward). The rest is running the code.
+    prepare_torch_compile_s (in prepare(), part of setup_s): the torch.compile call itself, mostly importing
+    dynamo and inductor on first use.
+    Option `cache_dir`: TORCHINDUCTOR_CACHE_DIR=<cache_dir>/torchinductor (FX graph and AOTAutograd caches,
+    compiled kernels; Triton's cache lies inside it unless TRITON_CACHE_DIR is set), read when Inductor
+    first compiles, so set here, before that.
     """
 
     name = "torch-compile"
     mode = "compile"
     compile_backend = "inductor"
+    # torch's compile timers (dynamo_timed keys) and the phase each one is: the backend's part is nested in
+    # dynamo's frame compile, so dynamo_s is the difference; the lazy backward compile lies outside both.
+    _TIMERS = {"frame": "_compile.compile_inner", "backend": "OutputGraph.call_user_compiler",
+               "backward": "backward._backward_impl"}  # fmt: skip
 
     def __init__(self, device: str, options: dict[str, Any] | None = None) -> None:
         super().__init__(device, options)
         self._counters_before: dict[str, dict[str, int]] = {}
+        self.inductor_cache: str | None = None
+        if self.cache_dir is not None:
+            import os
+
+            self.inductor_cache = os.path.join(self.cache_dir, "torchinductor")
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = self.inductor_cache
+
+    def first_call(self, step: Step) -> Step:
+        """`step`, whose first call records how torch's compile timers grew meanwhile (see the class docstring)."""
+        from torch._dynamo.utils import compilation_time_metrics as timers
+
+        first = True
+
+        def totals() -> dict[str, float]:
+            return {name: sum(timers.get(key, ())) for name, key in self._TIMERS.items()}
+
+        def staged() -> Any:
+            nonlocal first
+            if not first:
+                return step()
+            first = False
+            before = totals()
+            result = step()
+            self.synchronize(result)
+            grown = {name: value - before[name] for name, value in totals().items()}
+            present = {name for name, key in self._TIMERS.items() if key in timers}
+            if "frame" in present:
+                self.phases["dynamo_s"] = grown["frame"] - grown["backend"]
+            if "backend" in present:
+                self.phases["backend_compile_s"] = grown["backend"]
+            if "backward" in present:
+                self.phases["backward_compile_s"] = grown["backward"]
+            return result
+
+        return staged
+
+    def compile_cache(self) -> dict[str, str]:
+        from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+        return {"what": "TorchInductor's caches (FX graphs, AOTAutograd, compiled kernels)", "dir": cache_dir()}
 
     def wrap(self, model: nn.Module) -> Callable[..., Any]:
         # Start from a fresh dynamo, as a new process would: having declined one module (nn.LSTM) it would
         # run later modules eager too. Changes nothing in a worker, which runs one case per process.
-        import torch._dynamo  # here, not at the top: the eager backend does not pay for its import
+        with self.phase("prepare_torch_compile_s"):  # mostly importing dynamo and inductor: seconds
+            import torch._dynamo  # here, not at the top: the eager backend does not pay for its import
 
-        torch._dynamo.reset()
-        self._counters_before = _dynamo_counters()
-        return torch.compile(model, backend=self.compile_backend)
+            torch._dynamo.reset()
+            self._counters_before = _dynamo_counters()
+            return torch.compile(model, backend=self.compile_backend)
 
     def settings(self) -> dict[str, Any]:
         import torch._dynamo
@@ -252,6 +313,8 @@ class TorchCompileBackend(TorchBackend):
 
         breaks = {reason: new("graph_break", reason) for reason in now.get("graph_break", {})}
         settings["compiled_graphs"] = new("stats", "unique_graphs")
+        settings["fx_graph_cache_hits"] = new("inductor", "fxgraph_cache_hit")
+        settings["fx_graph_cache_misses"] = new("inductor", "fxgraph_cache_miss")
         settings["graph_breaks"] = sum(breaks.values())
         reasons = sorted({reason.splitlines()[0][:200] for reason, count in breaks.items() if count > 0})
         if reasons:
@@ -264,3 +327,12 @@ def _dynamo_counters() -> dict[str, dict[str, int]]:
     from torch._dynamo.utils import counters
 
     return {group: dict(values) for group, values in counters.items()}
+
+
+# What `dlbench usability` counts as each workload's model code and as the step built from it, per backend of this
+# module (read from the source by dlbench.usability.code_metrics, never imported; a unit test checks the names).
+CODE_PARTS = {
+    "torch": {"lstm": ("_build_lstm",), "vgg16": ("_build_vgg16",), "step": ("TorchBackend.prepare",)},
+    "torch-compile": {"lstm": ("_build_lstm",), "vgg16": ("_build_vgg16",),
+                      "step": ("TorchBackend.prepare", "TorchCompileBackend.wrap")},
+}  # fmt: skip

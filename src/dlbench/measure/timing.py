@@ -37,6 +37,9 @@ def measure(
 
     t0 = clock()
     timing = Timing(first_step_s=timed())
+    if config.max_iters == 0:  # the first step alone: what a max-batch probe asks for (maxbatch/api.py)
+        timing.stopped_by, timing.total_s = "max_iters", clock() - t0
+        return timing
     for _ in range(config.warmup_iters):
         timing.warmup_s.append(timed())
 

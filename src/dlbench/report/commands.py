@@ -47,10 +47,12 @@ def add_parsers(sub: Any, store_help: str) -> None:
                              description=(
         "For every case the two runs share: B's samples/s ÷ A's, a 95% bootstrap CI from the raw iteration "
         "times, and a verdict (no significant difference / faster / slower). A significant slowdown beyond "
-        "--threshold is a regression. Runs whose environments differ in what decides the figures (CPU model, "
-        "GPU model, versions of the compared frameworks) are refused unless --force."))  # fmt: skip
-    compare.add_argument("run_a", metavar="RUN_A", help="the baseline")
-    compare.add_argument("run_b", metavar="RUN_B", help="the run judged against it")
+        "--threshold is a regression. Runs whose machines differ in what decides the figures (CPU model, GPU "
+        "model) are refused unless --force. Two versions of one framework (two runs, or two envs: `dlbench "
+        "envs`) compare as such: the header names the versions that changed."))  # fmt: skip
+    compare.add_argument("run_a", metavar="RUN_A", help="the baseline; RUN_ID:BACKEND takes one backend of the "
+                         "run (e.g. RUN:torch@old, to compare two envs of one run)")  # fmt: skip
+    compare.add_argument("run_b", metavar="RUN_B", help="the run judged against it (RUN_ID:BACKEND as for RUN_A)")
     compare.add_argument("--store", metavar="PATH", help=store_help)
     compare.add_argument(
         "--threshold",
@@ -159,7 +161,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     threshold = compare.parse_threshold(args.threshold)
     noise = compare.parse_threshold(args.noise, "--noise", zero=True)
-    a, b = _load(args.store, [args.run_a, args.run_b])
+    (id_a, spec_a), (id_b, spec_b) = compare.split_run_arg(args.run_a), compare.split_run_arg(args.run_b)
+    a, b = _load(args.store, [id_a, id_b])
+    a, b = (compare.select_backend(run, spec) if spec else run for run, spec in ((a, spec_a), (b, spec_b)))
     result = compare.compare_runs(a, b, threshold, force=args.force, noise=noise)
     if args.format == "json":
         print(compare.to_json(result))

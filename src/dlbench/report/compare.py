@@ -1,20 +1,23 @@
 """`dlbench compare RUN_A RUN_B`: per matching case, B's samples/s ÷ A's with a bootstrap CI and a verdict.
 
 Cases match on their key (workload, size, backend, precision, mode, device). Backend options (the numpy
-harness's sleep_s, say) are part of a case's key, but a comparison of A against B is often exactly a change of
-option; so a case with no exact partner is matched on its key without options, when that is unambiguous in both
-runs, and the row says which options differ.
+harness's sleep_s, say) and env tags (`torch@old`) are part of a case's key, but a comparison of A against B is
+often exactly a change of option or environment; so a case with no exact partner is matched on its key without
+them, when that is unambiguous in both runs, and the row says what differs.
 
-Runs whose environments differ in what decides the figures (the CPU model; the GPU model, when a GPU case is
-compared; the versions of the compared backends' frameworks) are refused unless forced: the ratio would measure
-the machines or versions, not the change. Other differences (hostname, Python, kernel, thread settings, ...)
-are listed as warnings.
+`RUN_ID:BACKEND` compares one backend spec of a run, so two envs of one run compare too (`RUN:torch@old RUN:torch`).
+
+Runs whose machines differ in what decides the figures (the CPU model; the GPU model, when a GPU case is
+compared) are refused unless forced: the ratio would measure the machines, not the change. Different versions
+of a compared backend's framework are a supported comparison ("PyTorch 2.5 vs 2.13" on one machine): the
+header says which versions changed, so the ratio is read as the version change. Other differences (hostname,
+Python, kernel, thread settings, ...) are listed as warnings.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dlbench.errors import UsageError
@@ -40,7 +43,7 @@ def parse_threshold(text: str, option: str = "--threshold", zero: bool = False) 
 
 
 def base_key(result: Result) -> str:
-    """The case key without backend options."""
+    """The case key without backend options and env tag."""
     case = result.case
     size = ",".join(f"{k}={v}" for k, v in case.size.items())
     return f"{case.workload}-{size}-{case.backend}-{case.precision}-{case.mode}-{case.device}"
@@ -66,6 +69,7 @@ class Comparison:
     noise: float = NOISE_FLOOR
     refused_fields: list[str] = field(default_factory=list)  # differences that matter (compared under --force)
     other_differences: list[str] = field(default_factory=list)
+    version_changes: list[str] = field(default_factory=list)  # what the comparison measures besides the change
 
     @property
     def regressions(self) -> list[CaseComparison]:
@@ -85,16 +89,25 @@ def _get(document: dict[str, Any], dotted: str) -> Any:
     return value
 
 
-def _versions(results: list[Result], backend: str) -> dict[str, str]:
-    versions: dict[str, str] = {}
-    for r in results:
-        if r.case.backend == backend:
-            versions.update({k: str(v) for k, v in (r.document.get("versions") or {}).items()})
-    return versions
+def version_changes(a: Run, b: Run, rows: list[CaseComparison]) -> list[str]:
+    """`torch 2.5.1 → 2.13.0 (backend torch)` for each package whose version differs between a compared pair."""
+    changes: dict[str, None] = {}
+    for row in rows:
+        if row.a is None or row.b is None:
+            continue
+        va = {k: str(v) for k, v in (row.a.document.get("versions") or {}).items()}
+        vb = {k: str(v) for k, v in (row.b.document.get("versions") or {}).items()}
+        for package in sorted(set(va) & set(vb)):
+            if va[package] != vb[package]:
+                spec = row.a.case.backend_spec if row.a.case.backend_spec == row.b.case.backend_spec else \
+                    f"{row.a.case.backend_spec} → {row.b.case.backend_spec}"
+                changes[f"{package} {va[package]} → {vb[package]} (backend {spec})"] = None
+    return list(changes)
 
 
 def environment_differences(a: Run, b: Run, rows: list[CaseComparison]) -> tuple[list[str], list[str]]:
-    """(differences that matter, other differences), each as `field ('A value' vs 'B value')`."""
+    """(differences that matter, other differences), each as `field ('A value' vs 'B value')`. Framework
+    versions are neither: see version_changes."""
     def show(field_name: str, x: Any, y: Any) -> str:
         return f"{field_name} ({x!r} vs {y!r})"
 
@@ -108,11 +121,6 @@ def environment_differences(a: Run, b: Run, rows: list[CaseComparison]) -> tuple
         gpus_b = [g.get("name") for g in fb.get("gpus") or []]
         if gpus_a != gpus_b:
             matter.append(show("gpus", gpus_a, gpus_b))
-    for backend in dict.fromkeys(r.a.case.backend for r in compared if r.a is not None):
-        va, vb = _versions(a.results, backend), _versions(b.results, backend)
-        for package in sorted(set(va) & set(vb)):
-            if va[package] != vb[package]:
-                matter.append(show(f"versions.{package} ({backend})", va[package], vb[package]))
     other = [show(f, _get(fa, f), _get(fb, f)) for f in _WARN_FIELDS if _get(fa, f) != _get(fb, f)]
     other += [show(f"settings.{s}", a.settings.get(s), b.settings.get(s)) for s in _WARN_SETTINGS
               if a.settings.get(s) != b.settings.get(s)]  # fmt: skip
@@ -130,7 +138,7 @@ def _pair(a: Run, b: Run) -> list[CaseComparison]:
             matched_b.add(r.case.key)
     left_b = [r for r in b.results if r.case.key not in matched_b]
 
-    def unique(results: list[Result]) -> dict[str, Result]:
+    def unique(results: list[Result]) -> dict[str, Result]:  # by key without options and env tag
         seen: dict[str, list[Result]] = {}
         for r in results:
             seen.setdefault(base_key(r), []).append(r)
@@ -139,10 +147,13 @@ def _pair(a: Run, b: Run) -> list[CaseComparison]:
     ua, ub = unique(left_a), unique(left_b)
     for key in [k for k in ua if k in ub]:
         ra, rb = ua[key], ub[key]
-        opts = sorted(set(ra.case.options) | set(rb.case.options))
-        note = "options differ: " + ", ".join(
-            f"{o}={ra.case.options.get(o, '—')} → {rb.case.options.get(o, '—')}" for o in opts)  # fmt: skip
-        rows.append(CaseComparison(key, ra, rb, note=note))
+        opts = sorted(o for o in set(ra.case.options) | set(rb.case.options)
+                      if ra.case.options.get(o) != rb.case.options.get(o))  # fmt: skip
+        notes = ["options differ: " + ", ".join(
+            f"{o}={ra.case.options.get(o, '—')} → {rb.case.options.get(o, '—')}" for o in opts)] if opts else []
+        if ra.case.env != rb.case.env:
+            notes.append(f"backend {ra.case.backend_spec} → {rb.case.backend_spec}")
+        rows.append(CaseComparison(key, ra, rb, note="; ".join(notes)))  # fmt: skip
     paired_a = {id(r.a) for r in rows}
     paired_b = {id(r.b) for r in rows}
     rows += [CaseComparison(r.case.key, r, None) for r in a.results if id(r) not in paired_a]
@@ -169,6 +180,23 @@ def _judge(row: CaseComparison, threshold: float, noise: float) -> None:
         row.verdict = "not measured in either"
 
 
+def split_run_arg(text: str) -> tuple[str, str]:
+    """`RUN_ID` or `RUN_ID:BACKEND` (e.g. `20261124-235238-1c2b:torch@old`) → (run id, backend spec or "")."""
+    run_id, _, spec = text.partition(":")
+    return run_id, spec
+
+
+def select_backend(run: Run, spec: str) -> Run:
+    """The run with only the results of one backend spec (`torch`, `torch@old`): how two envs of one run, or one
+    backend of two runs, are compared. UsageError naming the specs the run holds."""
+    held = list(dict.fromkeys(r.case.backend_spec for r in run.results))
+    if spec not in held:
+        raise UsageError(f"unknown backend {spec!r} in run {run.run_id} (allowed: {', '.join(held) or 'none'})")
+    results = [r for r in run.results if r.case.backend_spec == spec]
+    return replace(run, run_id=f"{run.run_id}:{spec}", results=results,
+                   plan=[c for c in run.plan if c.backend_spec == spec])  # fmt: skip
+
+
 def compare_runs(
     a: Run, b: Run, threshold: float = 0.05, force: bool = False, noise: float = NOISE_FLOOR
 ) -> Comparison:
@@ -189,7 +217,7 @@ def compare_runs(
         _judge(row, threshold, noise)
     order = {"only in A": 2, "only in B": 2}
     rows.sort(key=lambda r: (order.get(r.verdict, 0) if r.a and r.b else 2, not r.regression))
-    return Comparison(a.run_id, b.run_id, threshold, rows, noise, matter, other)
+    return Comparison(a.run_id, b.run_id, threshold, rows, noise, matter, other, version_changes(a, b, rows))
 
 
 def _sps(result: Result | None) -> str:
@@ -220,6 +248,8 @@ def summary_lines(comparison: Comparison) -> list[str]:
              + ", ".join(f"{n} {v}" for v, n in comparison.counts().items()) + ".",
              f"A difference is significant when its whole 95% CI (bootstrap over the raw iteration times) lies "
              f"beyond ±{comparison.noise:.0%}, the noise floor: two runs of the same code differ by about that much."]
+    if comparison.version_changes:
+        lines.append("Versions differ, so B ÷ A measures the version change: " + ", ".join(comparison.version_changes))
     if comparison.refused_fields:
         lines.append("COMPARED UNDER --force although the runs differ in: " + ", ".join(comparison.refused_fields))
     if comparison.other_differences:
@@ -250,6 +280,7 @@ def to_json(comparison: Comparison) -> str:
     return json.dumps({
         "run_a": comparison.run_a, "run_b": comparison.run_b, "threshold": comparison.threshold,
         "refused_fields": comparison.refused_fields, "other_differences": comparison.other_differences,
+        "version_changes": comparison.version_changes,
         "cases": [{"key": row.key, "a_samples_per_s": row.a.samples_per_s if row.a else None,
                    "b_samples_per_s": row.b.samples_per_s if row.b else None, "ratio": ratio(row.ratio),
                    "verdict": row.verdict, "regression": row.regression, "note": row.note} for row in comparison.rows],

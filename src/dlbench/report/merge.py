@@ -1,8 +1,10 @@
-"""One report over several runs: their results pooled (a case measured twice keeps the later run's result),
-their environments kept apart, and a warning when they come from different machines."""
+"""One report over several runs: their results pooled (a case measured twice keeps the later run's result, unless
+the two ran different versions of its framework: then both stay, as rows labelled with their versions), their
+environments kept apart, and a warning when they come from different machines."""
 
 from __future__ import annotations
 
+from dlbench.report.tables import row_identities
 from dlbench.results import Run
 
 
@@ -23,13 +25,21 @@ def merge_runs(runs: list[Run]) -> tuple[Run, list[str]]:
         return runs[0], []
     latest = {}
     for run in runs:
+        identity = row_identities(run.results)  # per run: a result without a version takes its run's
         for result in run.results:
-            latest[result.case.key] = result
+            latest[(result.case.key, identity[id(result)][1])] = result
     results = list(latest.values())
     replaced = sum(len(run.results) for run in runs) - len(results)
     notes = [f"{len(runs)} runs pooled: {', '.join(r.run_id for r in runs)}"]
     if replaced:
         notes.append(f"{replaced} case(s) measured in more than one run: the later run's result is shown")
+    versions: dict[str, set[str]] = {}
+    for (_, version), result in latest.items():
+        versions.setdefault(result.case.backend_spec, set()).add(version)
+    several = sorted(f"{spec} ({', '.join(sorted(v))})" for spec, v in versions.items() if len(v - {""}) > 1)
+    if several:
+        notes.append("different versions of one backend are kept apart, each row labelled with its version: "
+                     + "; ".join(several))  # fmt: skip
     differences = machine_differences(runs)
     if differences:
         notes.append("the runs come from different machines (" + "; ".join(differences) + "): figures across "

@@ -59,7 +59,8 @@ def _table(table: Table, anchor: str) -> str:
             ref = _REF.search(cell)
             if ref and ref.group(1) in notes:
                 note = notes[ref.group(1)]
-                out.append(f'<td class="fail"{attrs} title="{escape(note)}"><a href="#{anchor}-n{ref.group(1)}">'
+                css = escape(classes.get(j, "fail"))  # a cell class the table gives wins over the default
+                out.append(f'<td class="{css}"{attrs} title="{escape(note)}"><a href="#{anchor}-n{ref.group(1)}">'
                            f"{escape(cell)}</a></td>")  # fmt: skip
                 continue
             numeric = j > 0 and bool(cell) and (cell[0].isdigit() or cell[0] in "×~")

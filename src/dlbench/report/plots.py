@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from dlbench.backends import BACKENDS
-from dlbench.report.recommend import MODE_TEXT
+from dlbench.report.recommend import MODE_TEXT, who
+from dlbench.report.recommend import label as backend_label
 from dlbench.report.svg import MARKERS, PALETTE, Panel, Point, Series
 from dlbench.report.tables import MIB, STATUS_TEXT, _memory_figure
 from dlbench.results import Result, Run
@@ -25,11 +26,12 @@ class Figure:
 
 
 def style(backend: str) -> tuple[str, str, str]:
-    """(label, colour, marker), the same for a backend in every plot."""
+    """(label, colour, marker), the same for a backend in every plot; a backend in another env or at another
+    version (a key of recommend.who: `torch@old`, `torch 2.5.1`) gets a colour and marker of its own."""
     names = list(BACKENDS)
     index = names.index(backend) if backend in names else len(names) + sum(map(ord, backend))
-    info = BACKENDS.get(backend)
-    return (info.label if info else backend), PALETTE[index % len(PALETTE)], MARKERS[index % len(MARKERS)]
+    name = BACKENDS[backend].label if backend in BACKENDS else backend_label(backend)
+    return name, PALETTE[index % len(PALETTE)], MARKERS[index % len(MARKERS)]
 
 
 def _fmt(value: float) -> str:
@@ -60,11 +62,12 @@ def _panels(results: list[Result], group: Callable[[Result], tuple[Any, ...]], t
         groups.setdefault(group(r), []).append(r)
     panels: list[Panel] = []
     legend: dict[str, Series] = {}
+    backend_of = who(results)  # two envs or versions of one backend: two series
     for key in sorted(groups, key=lambda k: tuple((1, 0.0, v) if isinstance(v, str) else (0, v, "") for v in k)):
         series: dict[str, Series] = {}
         for r in sorted(groups[key], key=x):
-            label, color, shape = style(r.case.backend)
-            s = series.setdefault(r.case.backend, Series(label, color, shape))
+            name, color, shape = style(backend_of(r))
+            s = series.setdefault(backend_of(r), Series(name, color, shape))
             s.points.append(point(r, x(r)))
         panels.append(Panel(title(key), x_label, y_label, list(series.values())))
         for b, s in series.items():
@@ -105,7 +108,8 @@ def vgg_figures(run: Run) -> list[Figure]:
         lambda r: float(r.case.batch), lambda r, x: _throughput_point(r, x, f"batch {x:g}"), "batch", "samples / s")
     memory_results: dict[tuple[str, int, int, str], list[Result]] = {}
     for r in results:
-        memory_results.setdefault((r.case.precision, r.case.size["image"], r.case.batch, r.case.backend), []).append(r)
+        memory_results.setdefault((r.case.precision, r.case.size["image"], r.case.batch, r.case.backend_spec),
+                                  []).append(r)  # fmt: skip
     firsts = [rs[0] for rs in memory_results.values()]
     by_first = {id(rs[0]): rs for rs in memory_results.values()}
 
@@ -136,9 +140,9 @@ def first_step_figure(run: Run) -> Figure | None:
     for r in run.results:
         key = (r.case.workload, r.case.mode)
         if r.status == "ok" and r.first_step_s is not None:
-            groups.setdefault(key, {}).setdefault(r.case.backend, []).append(r.first_step_s)
+            groups.setdefault(key, {}).setdefault(r.case.backend_spec, []).append(r.first_step_s)
         else:
-            failed.setdefault(key, {}).setdefault(r.case.backend, r)
+            failed.setdefault(key, {}).setdefault(r.case.backend_spec, r)
     if not groups:
         return None
     panels: list[Panel] = []

@@ -17,16 +17,17 @@ faster than the next, and whether that lead is more than noise; then a summary t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from dlbench.backends import BACKENDS
-from dlbench.cases import DEVICES, MODES
+from dlbench.cases import DEVICES, MODES, split_spec
 from dlbench.errors import UsageError
 from dlbench.precisions import PRECISIONS
 from dlbench.report.statistics import Ratio, Timed, throughput_ratio
-from dlbench.report.tables import STATUS_TEXT
+from dlbench.report.tables import STATUS_TEXT, row_identities
 from dlbench.results import Result, Run
 from dlbench.workloads import WORKLOADS
 
@@ -36,8 +37,26 @@ Reason = tuple[str, str, str]  # why a backend is not ranked: (what happened, it
 
 
 def label(backend: str) -> str:
-    info = BACKENDS.get(backend)
-    return info.label if info else backend
+    """The framework's name for a row key of `who`: `torch`, `torch@old` or `torch 2.5.1` (two versions pooled)."""
+    spec, _, version = backend.partition(" ")
+    name, tag = split_spec(spec)
+    info = BACKENDS.get(name)
+    return (f"{info.label} {version}".strip() + (f" [{tag}]" if tag else "")) if info else backend
+
+
+def who(results: list[Result]) -> Callable[[Result], str]:
+    """Which backend a result counts for: its spec (`torch@old`: an env of its own), and its version too where the
+    results hold that spec at several versions (pooled runs), so that versions are ranked apart, never mixed."""
+    identity = row_identities(results)
+    versions: dict[str, set[str]] = {}
+    for spec, version in identity.values():
+        versions.setdefault(spec, set()).add(version)
+
+    def key(result: Result) -> str:
+        spec, version = identity[id(result)]
+        return f"{spec} {version}" if len(versions[spec]) > 1 and version else spec
+
+    return key
 
 
 def _work(result: Result) -> float:
@@ -152,6 +171,7 @@ def regimes(run: Run, weights: dict[str, float] | None = None) -> list[Regime]:
     groups: dict[tuple[str, str, str, str], list[Result]] = {}
     for r in run.results:
         groups.setdefault((r.case.workload, r.case.mode, r.case.precision, r.case.device), []).append(r)
+    backend_of = who(run.results)
     for (workload, mode, precision, device), results in groups.items():
         bands = _bands([r for r in run.results if r.case.workload == workload and r.case.device == device])
         for band, sizes in bands.items():
@@ -162,8 +182,8 @@ def regimes(run: Run, weights: dict[str, float] | None = None) -> list[Regime]:
                                                                       if any(r.case.size == s for r in in_band)])
             regime.weight = math.prod(weights.get(k, 1.0) for k in (workload, mode, precision, device, band))
             cases: dict[str, list[Timed]] = {}
-            for backend in dict.fromkeys(r.case.backend for r in in_band):
-                mine = {tuple(r.case.size.items()): r for r in in_band if r.case.backend == backend}
+            for backend in dict.fromkeys(backend_of(r) for r in in_band):
+                mine = {tuple(r.case.size.items()): r for r in in_band if backend_of(r) == backend}
                 reasons = [_reason(r) for r in mine.values() if r.status != "ok" or not r.samples_s]
                 reasons += [("not measured", "", _size_text(s)) for s in regime.sizes if tuple(s.items()) not in mine]
                 if reasons:

@@ -23,7 +23,12 @@ if TYPE_CHECKING:
 # Cell classes a Table may give (Table.classes); page.py colours them, markdown shows the text alone.
 CELL_CLASSES = ("good", "info", "warn", "bad", "neutral")
 
-SECTION_BUILDERS: tuple[str, ...] = ()
+SECTION_BUILDERS: tuple[str, ...] = (
+    "dlbench.report.maxbatch_section:build",
+    "dlbench.report.compile_section:build",
+    "dlbench.report.usability_section:build",
+    "dlbench.report.probe_section:build",
+)
 
 
 @dataclass

@@ -33,15 +33,37 @@ class Table:
     classes: list[dict[int, str]] = field(default_factory=list)
 
 
-def framework_label(result: Result) -> str:
-    """`Torch (PyTorch 2.13.0)`: the seed's name for the framework's line, then today's framework and version."""
+def version_of(result: Result) -> str:
+    """The framework version the worker reported (the first entry of `versions`), "" where none was."""
+    versions = result.document.get("versions") or {}
+    return next((v for v in versions.values() if isinstance(v, str) and v), "")
+
+
+def framework_label(result: Result, version: str | None = None) -> str:
+    """`Torch (PyTorch 2.13.0)`: the seed's name for the framework's line, then today's framework and version;
+    `Theano 1.0.5` where the backend is the seed's framework itself. A tagged env (`torch@old`) is named too."""
     info = BACKENDS.get(result.case.backend)
     if info is None:
-        return result.case.backend
-    versions = result.document.get("versions") or {}
-    version = next((v for v in versions.values() if isinstance(v, str) and v), "")
-    name = f"{info.label} {version}".strip()
+        return result.case.backend_spec
+    version = version_of(result) if version is None else version
+    name = f"{info.label} {version}".strip() + (f" [{result.case.env}]" if result.case.env else "")
     return f"{info.seed_row} ({name})" if info.seed_row and info.seed_row != info.label else name
+
+
+def row_identities(results: list[Result]) -> dict[int, tuple[str, str]]:
+    """id(result) → (backend spec, version): the rows a table keeps apart. One backend at two versions (two envs
+    of a run, or pooled runs) makes two rows. A result with no version (a timeout: its worker never said) takes
+    its backend spec's version where the other results show exactly one."""
+    known: dict[str, set[str]] = {}
+    for r in results:
+        if version_of(r):
+            known.setdefault(r.case.backend_spec, set()).add(version_of(r))
+    out = {}
+    for r in results:
+        versions = known.get(r.case.backend_spec, set())
+        version = version_of(r) or (next(iter(versions)) if len(versions) == 1 else "")
+        out[id(r)] = (r.case.backend_spec, version)
+    return out
 
 
 class _Notes:
@@ -109,15 +131,16 @@ def lstm_table(run: Run) -> Table | None:
                "first step s (fwd / fwd+bwd)"]  # fmt: skip
     table = Table("LSTM: a single layer", columns)
     notes = _Notes()
-    order = list(dict.fromkeys(r.case.backend for r in results))
+    identity = row_identities(results)
+    order = list(dict.fromkeys(identity[id(r)] for r in results))
     groups = _group(results, lambda r: (r.case.size["seq_len"], r.case.size["batch"], r.case.size["hidden"],
-                                        r.case.precision, order.index(r.case.backend)))  # fmt: skip
+                                        r.case.precision, order.index(identity[id(r)])))  # fmt: skip
     for key in sorted(groups):
         by_mode = groups[key]
         any_result = next(iter(by_mode.values()))
-        seq, batch, hidden, precision, _ = key
-        row = [framework_label(any_result), *([precision] if multi_precision else []), str(seq), str(batch),
-               str(hidden), notes.cell(by_mode.get("forward")), notes.cell(by_mode.get("train")),
+        seq, batch, hidden, precision, index = key
+        row = [framework_label(any_result, order[index][1]), *([precision] if multi_precision else []), str(seq),
+               str(batch), str(hidden), notes.cell(by_mode.get("forward")), notes.cell(by_mode.get("train")),
                _first_step(by_mode)]  # fmt: skip
         table.rows.append(row)
         table.cases.append(_row_cases(columns, by_mode))
@@ -135,9 +158,10 @@ def vgg_table(run: Run) -> Table | None:
                "first step s (fwd / fwd+bwd)"]  # fmt: skip
     table = Table(f"VGG-16 convolutional body ({', '.join(f'{i}×{i}' for i in images)} input)", columns)
     notes = _Notes()
-    order = list(dict.fromkeys(r.case.backend for r in results))
+    identity = row_identities(results)
+    order = list(dict.fromkeys(identity[id(r)] for r in results))
     precision_order = list(dict.fromkeys(r.case.precision for r in results))
-    groups = _group(results, lambda r: (order.index(r.case.backend), r.case.size["batch"], r.case.size["image"],
+    groups = _group(results, lambda r: (order.index(identity[id(r)]), r.case.size["batch"], r.case.size["image"],
                                         precision_order.index(r.case.precision)))  # fmt: skip
     figures: set[str] = set()
     for key in sorted(groups):
@@ -150,7 +174,8 @@ def vgg_table(run: Run) -> Table | None:
         else:
             statuses = {r.status for r in by_mode.values()}
             memory_cell = "out of memory" if "oom" in statuses else "—"
-        row = [framework_label(any_result), any_result.case.precision, str(any_result.case.size["batch"]),
+        row = [framework_label(any_result, order[key[0]][1]), any_result.case.precision,
+               str(any_result.case.size["batch"]),
                *([str(any_result.case.size["image"])] if len(images) > 1 else []),
                notes.cell(by_mode.get("forward")), notes.cell(by_mode.get("train")), memory_cell,
                _first_step(by_mode)]  # fmt: skip

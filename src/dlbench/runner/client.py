@@ -3,6 +3,8 @@
 Two isolations, both one process per case:
 - "fork": one serving worker per backend imports the framework once and forks a child per case;
 - "spawn": a fresh interpreter per case (pays the framework import every time; for backends not fork-safe).
+With a memory limit, the parent also watches the case's RSS while it waits and kills it at the cap (`oom`):
+see runner/memory_limit.py.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dlbench.cases import Case, MeasureConfig
+from dlbench.runner.memory_limit import POLL_S, MemoryWatch, kernel_oom_kills
 from dlbench.runner.protocol import PROTOCOL_VERSION, ProtocolError, decode
 
 START_TIMEOUT_S = 600.0  # importing a framework on a cold disk can take minutes
@@ -63,13 +66,22 @@ def _log_tail(path: Path, limit: int = 3000) -> str:
     return text[-limit:]
 
 
-def _death(exit_status: int | None, log: Path, killed_by_us: bool) -> dict[str, Any]:
-    """The result of a worker that ended without reporting one."""
+def _death(
+    exit_status: int | None, log: Path, killed_by_us: bool, oom_kills: tuple[int | None, int | None] = (None, None)
+) -> dict[str, Any]:
+    """The result of a worker that ended without reporting one. `oom_kills` is the kernel's count of
+    out-of-memory kills (/proc/vmstat oom_kill) before and after the case: a SIGKILL that dlbench did not send,
+    while that count rose, is the kernel's OOM killer (counted machine-wide, so this is strong evidence, not
+    proof; where the count cannot be read the death stays an error)."""
     tail = _log_tail(log)
     if exit_status is not None and exit_status < 0:
         name = _signal_name(exit_status)
         error = f"worker crashed: killed by {name}"
         if name == "SIGKILL" and not killed_by_us:
+            before, after = oom_kills
+            if before is not None and after is not None and after > before:
+                return {"status": "oom", "log_tail": tail, "error": "worker killed by SIGKILL from the kernel's "
+                        f"out-of-memory killer (/proc/vmstat oom_kill rose from {before} to {after} during the case)"}
             error += " (not sent by dlbench: the kernel's out-of-memory killer is the usual sender)"
     else:
         error = f"worker exited with status {exit_status} without reporting a result"
@@ -86,8 +98,12 @@ class WorkerClient:
         cpus: list[int] | None = None,
         isolation: str = "fork",
         python: str = sys.executable,
+        memory_limit: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.backend, self.log_dir, self.cpus, self.isolation, self.python = backend, log_dir, cpus, isolation, python
+        self.env = dict(env or {})  # extra variables for its workers (another interpreter's: see dlbench.envs)
+        self.memory_limit = memory_limit  # bytes of RSS a case may hold (runner/memory_limit.py); None: no cap
         self.server: subprocess.Popen[bytes] | None = None
         self.reader: _Reader | None = None
         self.import_s: float | None = None
@@ -100,7 +116,7 @@ class WorkerClient:
         command = [self.python, "-m", "dlbench.runner.worker", "--result-fd", str(write_fd), *extra]
         if self.cpus:
             command += ["--cpus", ",".join(map(str, self.cpus))]
-        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1", **self.env}
         with open(log, "ab") as out:
             process = subprocess.Popen(
                 command, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
@@ -198,19 +214,28 @@ class WorkerClient:
         process: subprocess.Popen[bytes] | None = None,
     ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
+        watch = MemoryWatch(pid, self.memory_limit) if self.memory_limit else None
+        oom_kills_before = kernel_oom_kills()
         result: dict[str, Any] | None = None
         exit_status: int | None = None
-        killed = False
+        killed = capped = False
         try:
             while True:
                 try:
-                    message = reader.read(deadline if not killed else time.monotonic() + GRACE_S)
+                    if killed:
+                        message = reader.read(time.monotonic() + GRACE_S)
+                    else:  # the cap is watched until the case has reported
+                        message = _read_watched(reader, deadline, watch if result is None else None)
                 except TimeoutError:
                     if killed:  # the serving worker itself is stuck
                         self.close()
                         break
                     _kill_group(pid)
                     killed = True
+                    continue
+                except _CapReached:
+                    _kill_group(pid)
+                    killed = capped = True
                     continue
                 if message is None:  # end of file: a spawned worker has exited
                     break
@@ -238,14 +263,37 @@ class WorkerClient:
             except subprocess.TimeoutExpired:
                 _kill_group(pid)
                 exit_status = process.wait()
-        if killed and result is None:
-            return {"status": "timeout", "error": f"no result within the {timeout_s:g} s timeout; worker killed",
-                    "log_tail": _log_tail(log)}  # fmt: skip
-        if result is None:
-            return _death(exit_status, log, killed_by_us=killed)
+        if capped and result is None:
+            assert watch is not None
+            result = {"status": "oom", "error": watch.error()}
+        elif killed and result is None:
+            result = {"status": "timeout", "error": f"no result within the {timeout_s:g} s timeout; worker killed"}
+        elif result is None:
+            result = _death(exit_status, log, killed_by_us=killed, oom_kills=(oom_kills_before, kernel_oom_kills()))
+        if watch is not None:
+            result["memory_watch"] = watch.document()
         if result.get("status") != "ok":
             result.setdefault("log_tail", _log_tail(log))
         return result
+
+
+class _CapReached(Exception):
+    """The watched case's RSS reached the --memory-limit."""
+
+
+def _read_watched(reader: _Reader, deadline: float, watch: MemoryWatch | None) -> dict[str, Any] | None:
+    """The reader's next message; while none comes, the case's RSS is sampled every POLL_S (_CapReached)."""
+    if watch is None:
+        return reader.read(deadline)
+    while True:
+        try:
+            return reader.read(min(deadline, time.monotonic() + POLL_S))
+        except TimeoutError:
+            if time.monotonic() >= deadline:
+                raise
+            watch.sample()
+            if watch.over:
+                raise _CapReached from None
 
 
 def _kill_group(pid: int) -> None:

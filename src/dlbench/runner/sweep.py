@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from dlbench.backends import get_backend
 from dlbench.cases import Case, MeasureConfig
+from dlbench.envs.select import Interpreter
 from dlbench.measure.stats import summarize
 from dlbench.runner.client import WorkerClient
 from dlbench.runner.verification import blocked_result, group_key, verification_case, verify_with
@@ -48,27 +49,42 @@ def sweep(
     on_event: EventCallback | None = None,
     skip: set[str] | None = None,
     verify: bool = False,
+    memory_limit: int | None = None,
+    interpreters: Mapping[str, Interpreter] | None = None,
 ) -> None:
     """Run every case of `plan` not in `skip`. With `verify`, each backend × workload × precision × device is
     first verified against the float64 reference (once per run: records are stored) and not timed if it fails.
+    With `memory_limit` (bytes), a case whose RSS reaches it is killed and recorded `oom` (runner/memory_limit.py).
+    `interpreters` maps a backend spec (`theano`, `torch@old`) to the interpreter its workers run in (dlbench.envs);
+    other backends run in this one.
     A KeyboardInterrupt stops the sweep after killing the worker; every result already stored stays stored."""
     skip = skip or set()
+    interpreters = interpreters or {}
     clients: dict[str, WorkerClient] = {}
     verified = store.verifications(run_id)
 
-    def client_for(backend: str, logs: Path) -> WorkerClient:
-        if backend not in clients:
+    def client_for(case: Case, logs: Path) -> WorkerClient:
+        spec = case.backend_spec
+        if spec not in clients:
             for other in clients.values():  # plans group cases by backend: free the idle servers
                 other.close()
-            mode = isolation if get_backend(backend).fork_safe else "spawn"
-            clients[backend] = WorkerClient(backend, logs, cpus, mode)
-        return clients[backend]
+            mode = isolation if get_backend(case.backend).fork_safe else "spawn"
+            interpreter = interpreters.get(spec)
+            if interpreter is None:
+                clients[spec] = WorkerClient(case.backend, logs, cpus, mode, memory_limit=memory_limit)
+            else:
+                (logs / spec).mkdir(exist_ok=True)  # two specs of one backend would share log names
+                clients[spec] = WorkerClient(case.backend, logs / spec, cpus, mode, python=interpreter.python,
+                                             memory_limit=memory_limit, env=interpreter.worker_env())  # fmt: skip
+        return clients[spec]
 
     def outcome(case: Case, logs: Path) -> dict[str, Any]:
-        ok, reason = get_backend(case.backend).available()
+        interpreter = interpreters.get(case.backend_spec)
+        info = get_backend(case.backend)
+        ok, reason = interpreter.available(info) if interpreter else info.available()
         if not ok:
             return {"status": "unsupported", "error": reason}
-        client = client_for(case.backend, logs)
+        client = client_for(case, logs)
         if verify:
             key = group_key(case)
             if key not in verified:
@@ -88,7 +104,10 @@ def sweep(
                     continue
                 if on_event:
                     on_event("start", case, None)
-                doc = finish_document(case, outcome(case, Path(logs)), measure, timeout_s)
+                raw = outcome(case, Path(logs))
+                if case.backend_spec in interpreters:  # which interpreter measured it, with the result
+                    raw.setdefault("interpreter", interpreters[case.backend_spec].to_dict())
+                doc = finish_document(case, raw, measure, timeout_s)
                 store.add_result(run_id, case, seq, doc)
                 if on_event:
                     on_event("result", case, doc)

@@ -11,20 +11,20 @@ from dlbench.verify import DEFAULT_SIZES
 
 
 def group_key(case: Case) -> str:
-    return f"{case.backend}-{case.workload}-{case.precision}-{case.device}"
+    return f"{case.backend_spec}-{case.workload}-{case.precision}-{case.device}"
 
 
 def verification_case(case: Case, sizes: dict[str, dict[str, int]] | None = None) -> Case:
     size = (sizes or DEFAULT_SIZES).get(case.workload, DEFAULT_SIZES[case.workload])
     return Case(case.workload, dict(size), case.backend, case.precision, "train", case.device, case.seed,
-                dict(case.options))  # fmt: skip
+                dict(case.options), case.env)  # fmt: skip
 
 
 def verify_with(client: WorkerClient, case: Case, timeout_s: float) -> dict[str, Any]:
     """A verification record: the worker's document flattened (status, errors, passed)."""
     doc = client.run(case, MeasureConfig(), timeout_s, task="verify")
     record: dict[str, Any] = {
-        "backend": case.backend, "workload": case.workload, "precision": case.precision, "device": case.device,
+        "backend": case.backend_spec, "workload": case.workload, "precision": case.precision, "device": case.device,
         "size": case.size, "status": doc["status"], "error": doc.get("error"), "versions": doc.get("versions", {}),
     }  # fmt: skip
     record.update(doc.get("verification") or {})

@@ -101,7 +101,9 @@ def run_case(
             status = "oom"
         result.update(status=status or "error", error=_error_text(exc), traceback=traceback.format_exc()[-4000:])
     if backend is not None:
-        for name, reader in (("settings", backend.settings), ("versions", backend.versions)):
+        readers = (("first_step_phases", backend.first_step_phases), ("compile_cache", backend.compile_cache),
+                   ("settings", backend.settings), ("versions", backend.versions))  # fmt: skip
+        for name, reader in readers:
             try:
                 result[name] = reader()
             except Exception as exc:  # noqa: BLE001 — a settings reader must not hide the case's own result
@@ -168,6 +170,10 @@ def _dispatch(
     baseline_rss: int | None = None,
 ) -> dict[str, Any]:
     case = Case.from_dict(request["case"])
+    if case.options.get("cache_dir"):
+        # Some frameworks fix their cache folder when imported (PyTensor's compiledir): a spawned worker exports
+        # the case's folder before it loads the backend, whose module reads it (see backends/base.py).
+        os.environ["DLBENCH_CACHE_DIR"] = str(case.options["cache_dir"])
     task = request.get("task", "measure")
     if task == "verify":
         return verify(case, backend_cls)

@@ -147,9 +147,14 @@ class Store:
         return [r[0] for r in self.db.execute("SELECT run_id FROM runs ORDER BY created_at, run_id")]
 
     def get_run(self, run_id: str | None = None) -> dict[str, Any]:
-        """A run's row (plan decoded to Cases); the latest run when run_id is None. UsageError if absent."""
+        """A run's row (plan decoded to Cases); when run_id is None, the latest run that holds results (a probe,
+        max-batch or compile run holds findings only: `show` and `report` want the latest measured run), else the
+        latest run. UsageError if absent."""
         if run_id is None:
-            row = self.db.execute("SELECT * FROM runs ORDER BY created_at DESC, run_id DESC LIMIT 1").fetchone()
+            row = self.db.execute(
+                "SELECT * FROM runs r ORDER BY EXISTS (SELECT 1 FROM results WHERE run_id = r.run_id) DESC, "
+                "created_at DESC, run_id DESC LIMIT 1"
+            ).fetchone()
             if row is None:
                 raise UsageError(f"store {str(self.path)!r} holds no runs yet (run `dlbench run` first)")
         else:

@@ -17,6 +17,9 @@ A suite file:
     [experiments.skip]                # optional: backends this experiment leaves out, and why (the reason is
     pytensor = "..."                  #   printed with the run's note, so an empty cell is never unexplained)
     # backends = ["pytensor"]         # optional: this experiment runs only for these (of the run's backends)
+    [envs]                            # optional: backend spec -> managed env its workers run in (dlbench envs)
+    theano = "theano"
+    [pythons]                         # optional: backend spec -> interpreter path (the CLI's --env/--python win)
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ class Suite:
     timeout_s: float = 600.0
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     backends: list[str] | None = None  # default backends (None: every framework backend)
+    envs: dict[str, str] = field(default_factory=dict)  # backend spec -> managed env (dlbench.envs.select)
+    pythons: dict[str, str] = field(default_factory=dict)  # backend spec -> interpreter path
 
 
 def suite_names() -> list[str]:
@@ -104,7 +109,7 @@ def _list(value: Any, what: str, where: str) -> list[Any]:
 
 
 def parse_suite(name: str, data: dict[str, Any], where: str) -> Suite:
-    allowed = {"description", "device", "note", "timeout_s", "measure", "experiments", "backends"}
+    allowed = {"description", "device", "note", "timeout_s", "measure", "experiments", "backends", "envs", "pythons"}
     for key in data:
         if key not in allowed:
             raise UsageError(f"malformed suite {where}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
@@ -155,9 +160,17 @@ def parse_suite(name: str, data: dict[str, Any], where: str) -> Suite:
             measure=MeasureConfig(**measure),
             backends=[get_backend(b).name for b in _list(data["backends"], "backends", where)]
             if "backends" in data else None,
+            envs=_mapping(data.get("envs", {}), "envs", where),
+            pythons=_mapping(data.get("pythons", {}), "pythons", where),
         )  # fmt: skip
     except (TypeError, ValueError) as exc:
         raise UsageError(f"malformed suite {where}: {exc}") from None
+
+
+def _mapping(value: Any, what: str, where: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(v, str) and v for v in value.values()):
+        raise UsageError(f"malformed suite {where}: [{what}] must map backend names to strings, got {value!r}")
+    return {str(k): v for k, v in value.items()}
 
 
 def check_names(kind: str, values: list[Any], allowed: tuple[str, ...]) -> list[str]:

@@ -1,0 +1,7 @@
+"""`dlbench compile`: the first step's time broken into the phases each framework lets us see (trace, lower,
+compile, first execution, ...), in a fresh process with every persistent compilation cache empty ("cold") and
+again in a fresh process that finds the cache the first one filled ("warm").
+
+breakdown.py runs the cases and stores the findings (parent side: no framework is imported here);
+table.py shapes findings into rows for the terminal and the report; commands.py is the command line.
+"""

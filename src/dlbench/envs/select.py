@@ -1,0 +1,157 @@
+"""Which interpreter runs each backend of a run: `--python BACKEND=PATH`, `--env BACKEND=NAME`, or by default.
+
+A backend spec is a backend name, optionally tagged: `torch@old` is the torch backend run by another interpreter,
+kept apart from plain `torch` in the same run (the tag is part of each case's identity). Per spec, in order:
+  1. `--python SPEC=PATH`: that interpreter (any Python ≥ 3.9 with NumPy ≥ 1.21);
+  2. `--env SPEC=NAME`: the managed env NAME (its interpreter and its recipe's environment variables);
+     `--env SPEC=-` forces dlbench's own interpreter;
+  3. a tagged spec `torch@NAME` with neither: the managed env NAME;
+  4. an untagged backend with a managed env of the same name (`dlbench envs create theano`): that env, said so;
+  5. else dlbench's own interpreter.
+The worker finds dlbench's worker-side modules through PYTHONPATH pointing at a directory that holds only the
+`dlbench` package (a symlink), so nothing else of this environment leaks into the other one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dlbench.backends import BackendInfo, get_backend
+from dlbench.cases import split_spec
+from dlbench.envs import check_name, find_env, get_env
+from dlbench.envs.probe import interpreter_info, missing_modules
+from dlbench.errors import UsageError
+
+OWN = "-"  # `--env torch=-`: dlbench's own interpreter, even where an env named torch exists
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """How one backend spec's workers start: which python, which extra environment variables."""
+
+    python: str
+    env_vars: dict[str, str] = field(default_factory=dict)
+    env_name: str = ""  # the managed env, "" for --python PATH
+    how: str = ""  # why this one: "--python", "--env", "tag", "default env"
+
+    def worker_env(self) -> dict[str, str]:
+        """Environment variables for its worker processes: the recipe's, and dlbench on PYTHONPATH."""
+        return {**self.env_vars, "PYTHONPATH": worker_path()}
+
+    def available(self, info: BackendInfo) -> tuple[bool, str]:
+        missing = missing_modules(self.python, info.requires)
+        if missing:
+            where = f"env {self.env_name!r}" if self.env_name else self.python
+            return False, f"{missing[0]} is not installed in {where} ({self.python})"
+        return True, ""
+
+    def describe(self) -> str:
+        return f"env {self.env_name!r} ({self.python})" if self.env_name else self.python
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"python": self.python, "env_vars": self.env_vars, "env_name": self.env_name, "how": self.how}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Interpreter:
+        return cls(str(data["python"]), dict(data.get("env_vars") or {}), str(data.get("env_name", "")),
+                   str(data.get("how", "")))  # fmt: skip
+
+
+def parse_assignments(items: Iterable[str] | None, option: str) -> dict[str, str]:
+    """`["theano=/x/bin/python", ...]` → {spec: value}; UsageError naming the bad item."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        spec, eq, value = item.partition("=")
+        if not eq or not spec.strip() or not value.strip():
+            example = "theano=/opt/legacy/bin/python" if option == "--python" else "theano=theano"
+            raise UsageError(f"bad {option} {item!r}: expected BACKEND=VALUE (e.g. {option} {example})")
+        out[spec.strip()] = value.strip()
+    return out
+
+
+def check_spec(spec: str) -> tuple[str, str]:
+    """Validate `torch` / `torch@old`: (backend, tag)."""
+    backend, tag = split_spec(spec)
+    get_backend(backend)
+    if "@" in spec:
+        check_name(tag)
+    return backend, tag
+
+
+def resolve(
+    specs: Iterable[str], pythons: Mapping[str, str] | None = None, envs: Mapping[str, str] | None = None
+) -> tuple[dict[str, Interpreter], list[str]]:
+    """{spec: Interpreter} for every spec that does not run in dlbench's own interpreter, and notes saying so.
+    UsageError for an unknown backend or env, a missing interpreter, or a mapping for a backend not in the run."""
+    specs = list(dict.fromkeys(specs))
+    pythons, envs = dict(pythons or {}), dict(envs or {})
+    for option, mapping in (("--python", pythons), ("--env", envs)):
+        for spec in mapping:
+            check_spec(spec)
+            if spec not in specs:
+                raise UsageError(f"bad {option} {spec}=...: {spec!r} is not among this run's backends "
+                                 f"({', '.join(specs)})")  # fmt: skip
+    both = sorted(set(pythons) & set(envs))
+    if both:
+        raise UsageError(f"bad --python/--env for {both[0]!r}: give one of them, not both")
+    chosen: dict[str, Interpreter] = {}
+    notes: list[str] = []
+    for spec in specs:
+        backend, tag = check_spec(spec)
+        if spec in pythons:
+            python = _check_python(pythons[spec], spec)
+            chosen[spec] = Interpreter(python, how="--python")
+        elif spec in envs and envs[spec] == OWN:
+            continue
+        elif spec in envs or tag:
+            named = get_env(envs.get(spec, tag))
+            chosen[spec] = Interpreter(str(named.python), dict(named.env), named.name,
+                                       "--env" if spec in envs else "tag")  # fmt: skip
+        elif (env := find_env(backend)) is not None:
+            chosen[spec] = Interpreter(str(env.python), dict(env.env), env.name, "default env")
+            notes.append(f"{spec} runs in the managed env {env.name!r} ({env.python}), as one of that name exists; "
+                         f"--env {spec}=- uses dlbench's own interpreter")  # fmt: skip
+        else:
+            continue
+        if chosen[spec].how != "default env":
+            notes.append(f"{spec} runs in {chosen[spec].describe()}")
+    return chosen, notes
+
+
+def _check_python(path: str, spec: str) -> str:
+    candidate = Path(path).expanduser()
+    if not candidate.is_file() or not os.access(candidate, os.X_OK):
+        raise UsageError(f"bad --python {spec}={path}: no executable file there (give a Python interpreter's path, "
+                         "e.g. /opt/legacy/bin/python)")  # fmt: skip
+    return str(candidate.absolute())  # not resolve(): a venv's python is a symlink that must stay one
+
+
+def environments_fingerprint(chosen: Mapping[str, Interpreter]) -> dict[str, Any]:
+    """Per spec: interpreter, its Python version and every package's version, read by that interpreter."""
+    out: dict[str, Any] = {}
+    for spec, interpreter in chosen.items():
+        out[spec] = {**interpreter_info(interpreter.python), **interpreter.to_dict()}
+    return out
+
+
+def worker_path() -> str:
+    """A directory holding only a `dlbench` symlink to this dlbench's package: the other interpreter's PYTHONPATH.
+    (dlbench's own parent directory may be a site-packages full of NumPy 2 and frameworks.)"""
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha1(str(package).encode()).hexdigest()[:12]
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    root = Path(tempfile.gettempdir()) / f"dlbench-worker-path-{uid}-{digest}"
+    link = root / "dlbench"
+    if not link.is_symlink() or link.resolve() != package:
+        root.mkdir(parents=True, exist_ok=True)
+        temporary = root / f".dlbench-{os.getpid()}"
+        temporary.unlink(missing_ok=True)
+        temporary.symlink_to(package, target_is_directory=True)
+        os.replace(temporary, link)  # atomic: concurrent runs never see a missing link
+    return str(root)

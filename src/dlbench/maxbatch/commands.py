@@ -1,0 +1,120 @@
+"""`dlbench maxbatch`: the largest batch that fits, per backend × precision × mode (see maxbatch/api.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from dlbench.backends import BACKENDS
+from dlbench.cases import DEVICES, MODES
+from dlbench.errors import UsageError
+from dlbench.precisions import PRECISIONS
+from dlbench.runner.memory_limit import SIZE_HELP
+from dlbench.workloads import WORKLOADS
+
+COMMANDS = ("maxbatch",)
+FORMATS = ("table", "markdown", "json")
+
+
+def add_parsers(sub: Any, store_help: str) -> None:
+    from dlbench.maxbatch.api import DEFAULT_MAX_BATCH, DEFAULT_STEPS, DEFAULT_TIMEOUT_S, DEFAULT_WITHIN
+
+    parser = sub.add_parser("maxbatch", help="the largest batch that fits, per backend × precision × mode",
+                            description=(
+        "Search the largest batch of a workload that runs without running out of memory: doubling from --start "
+        "until a batch does not fit, then bisection, each probe one case in a fresh process running two steps. "
+        "On a GPU the device's memory is the limit; on the CPU --memory-limit stands for a smaller device (a "
+        "probe whose RSS reaches it is killed and recorded as out of memory; default: 80% of the memory "
+        "available). Each search is stored as a finding the moment it ends; `dlbench report` shows the "
+        "table."))  # fmt: skip
+    parser.add_argument("workload", metavar="WORKLOAD", help=f"one of: {', '.join(WORKLOADS)}")
+    parser.add_argument("--backends", type=_names, required=True, help=f"comma-separated, from: {', '.join(BACKENDS)}")
+    parser.add_argument("--precisions", type=_names, help=f"comma-separated, from: {', '.join(PRECISIONS)} "
+                        "(default: fp32,fp16)")  # fmt: skip
+    parser.add_argument("--modes", "--mode", type=_names, dest="modes",
+                        help=f"comma-separated, from: {', '.join(MODES)} (default: train)")
+    parser.add_argument("--set", action="append", metavar="KEY=V", dest="sets",
+                        help="a size other than the batch, e.g. --set image=64 (default on the cpu: vgg16 image=32)")
+    parser.add_argument("--device", help=f"one of: {', '.join(DEVICES)} (default: cuda if present, else cpu)")
+    parser.add_argument("--memory-limit", metavar="SIZE", help=f"cap on each probe's resident memory: {SIZE_HELP}")
+    parser.add_argument("--start", type=int, default=1, metavar="N", help="the first batch probed (default 1)")
+    parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, metavar="N",
+                        help=f"never probe a larger batch (default {DEFAULT_MAX_BATCH})")
+    parser.add_argument("--within", type=_percent, default=DEFAULT_WITHIN, metavar="PCT",
+                        help=f"stop bisecting once the largest batch that ran is within PCT of the smallest that "
+                        f"did not (default {DEFAULT_WITHIN * 100:g}%%; 0 = exact: N runs, N+1 does not)")  # fmt: skip
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, metavar="N",
+                        help=f"steps each probe runs (default {DEFAULT_STEPS}; 1 halves the cost on a slow device)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
+                        help=f"per-probe timeout in seconds (default {DEFAULT_TIMEOUT_S:g}); a timeout stops the "
+                        "search")  # fmt: skip
+    parser.add_argument("--cpus", help="CPU ids every worker is pinned to, e.g. 0,1 or 0-3 (default: all)")
+    parser.add_argument("--option", action="append", metavar="KEY=VALUE", dest="options",
+                        help="a backend option, as for `dlbench run`")
+    parser.add_argument("--store", metavar="PATH", help=store_help)
+    parser.add_argument("--format", default="table", choices=FORMATS, help="output format (default: table)")
+
+
+def _percent(text: str) -> float:
+    try:
+        return float(text.strip().removesuffix("%")) / 100
+    except ValueError:
+        raise UsageError(f"bad --within {text!r}: expected a percentage like 5% or 0") from None
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from dlbench.cli import _parse_cpus, _parse_options, _parse_set
+    from dlbench.maxbatch import api
+    from dlbench.report.maxbatch_section import findings_table, fp16_sentences
+    from dlbench.runner.memory_limit import format_size
+
+    console = Console(stderr=True)
+
+    def on_probe(case: Any, record: dict[str, Any]) -> None:
+        memory = format_size(record["memory_bytes"]) if record.get("memory_bytes") else "—"
+        detail = f": {record['error'][:160]}" if record.get("error") else ""
+        console.print(f"{case.backend} {case.precision} {case.mode} batch {case.batch}: {record['status']}, "
+                      f"peak {memory}, {record.get('wall_s') or 0:.1f} s{detail}", highlight=False, markup=False)
+
+    result = api.run(
+        args.workload, args.backends, precisions=args.precisions, modes=args.modes, sets=_parse_set(args.sets),
+        device=args.device, memory_limit=args.memory_limit, start=args.start, max_batch=args.max_batch,
+        within=args.within, steps=args.steps, timeout_s=args.timeout, store=args.store, cpus=_parse_cpus(args.cpus),
+        options=_parse_options(args.options), on_probe=on_probe,
+    )  # fmt: skip
+    findings = list(result.findings.values())
+    if args.format == "json":
+        print(json.dumps({"run_id": result.run_id, "findings": result.findings}, indent=1, default=str))
+    else:
+        _print(findings_table(findings, f"Largest batch that fits (run {result.run_id})"), args.format)
+        for line in fp16_sentences(findings):
+            print(f"- {line}" if args.format == "markdown" else line)
+    print(f"stored as run {result.run_id} in {result.store_path}", file=sys.stderr)
+    return 0
+
+
+def _print(table: Any, format: str) -> None:
+    if format == "markdown":
+        from dlbench.report.render import markdown_table
+
+        print(markdown_table(table))
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    out = Table(*table.columns, title=table.title, title_justify="left")
+    for row in table.rows:
+        out.add_row(*(Text(cell) for cell in row))
+    console.print(out)
+    for note in table.notes:
+        console.print(note, highlight=False, markup=False, soft_wrap=True)
