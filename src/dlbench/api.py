@@ -92,7 +92,9 @@ def plan_cases(
                     experiment.sizes[key], hit = values, True
             if not hit:
                 raise UsageError(f"unknown size parameter {key!r} for suite {suite.name!r}")
-    backends = list(backends) if backends else (suite.backends or default_backends())
+    if not backends and suite.backends:
+        backends = [*suite.backends, *(b for b in suite.backends_if_env if find_env(b) and b not in suite.backends)]
+    backends = list(backends) if backends else default_backends()
     if device is not None:
         if device not in DEVICES:
             raise unknown("device", device, DEVICES)

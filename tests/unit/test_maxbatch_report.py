@@ -39,7 +39,7 @@ def test_table_rows_and_classes() -> None:
     assert table.rows[0][table.columns.index("first failing batch")] == "1201"
     assert table.rows[0][table.columns.index("limit")] == "4 GiB"
     assert table.rows[0][table.columns.index("memory per sample (fit)")] == "3 MiB"
-    assert "torch fp16 train: search stopped by timeout at batch 4: no result" in table.notes[0]
+    assert table.notes[0].startswith("[1] torch fp16 train: search stopped by timeout at batch 4: no result")
 
 
 def test_fp16_sentences_say_yes_no_or_why_there_is_no_answer() -> None:
@@ -52,7 +52,7 @@ def test_fp16_sentences_say_yes_no_or_why_there_is_no_answer() -> None:
                       stopped={"batch": 8, "status": "timeout", "error": "no result within the 300 s timeout"})
     none = fp16_sentences([finding("fp32", 3, 1200), stopped])
     assert "no answer: the fp16 search stopped with timeout at batch 8" in none[0]
-    assert "an fp16 step took 68 s against 4 s in fp32 (×17)" in none[0]
+    assert "an fp16 step took 68 s against 4 s in fp32 (×17) and peaked at 308 MiB against 312 MiB" in none[0]
     assert fp16_sentences([finding("fp32", 3, 1200)]) == []  # nothing to compare
 
 

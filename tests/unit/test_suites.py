@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,18 @@ def test_seed_cpu_times_pytensor_fp16_vgg_at_batch_1_only_and_says_why() -> None
     fp16 = {(c.backend, c.size["batch"]) for c in cases if c.workload == "vgg16" and c.precision == "fp16"}
     assert fp16 == {("torch", 1), ("torch", 2), ("torch", 4), ("pytensor", 1)}
     assert "pytensor leaves out vgg16 fp16 at batch=2/4" in suite.note and "C linker" in suite.note
+
+
+def test_seed_cpu_adds_the_real_theano_row_only_where_its_env_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    _, cases = plan_cases("seed-cpu")
+    assert "theano" not in {c.backend for c in cases}
+    env = tmp_path / "dlbench" / "envs" / "theano"
+    env.mkdir(parents=True)
+    (env / "dlbench-env.json").write_text(json.dumps({"name": "theano", "requirements": ["theano==1.0.5"], "env": {}}))
+    _, cases = plan_cases("seed-cpu")
+    assert "theano" in {c.backend for c in cases}
+    _, cases = plan_cases("seed-cpu", backends=["torch"])  # the user's --backends win
+    assert {c.backend for c in cases} == {"torch"}

@@ -57,8 +57,8 @@ def _max_cell(doc: dict[str, Any], notes: list[str]) -> tuple[str, str]:
         return f"≥ {ok} (the --max-batch fits)", "info"
     stopped = doc.get("stopped") or {}
     where = f" at batch {stopped['batch']}" if stopped.get("batch") else ""
-    notes.append(f"{doc['backend']} {doc['precision']} {doc['mode']}: search stopped by {stopped.get('status')}"
-                 f"{where}: {stopped.get('error') or 'no message'}")  # fmt: skip
+    notes.append(f"[{len(notes) + 1}] {doc['backend']} {doc['precision']} {doc['mode']}: search stopped by "
+                 f"{stopped.get('status')}{where}: {stopped.get('error') or 'no message'}")  # fmt: skip
     lower = f"≥ {ok}, " if ok else ""
     return f"{lower}stopped: {stopped.get('status')}{where} [{len(notes)}]", "warn"
 
@@ -120,17 +120,21 @@ def fp16_sentences(findings: list[dict[str, Any]]) -> list[str]:
 
 
 def _step_ratio(fp32: dict[str, Any], fp16: dict[str, Any]) -> str:
-    """How much longer an fp16 step took than an fp32 step at the largest batch both ran (their second steps)."""
-    def steps(doc: dict[str, Any]) -> dict[int, float]:
-        return {p["batch"]: p["step_s"] for p in doc.get("probes", []) if p.get("status") == "ok" and p.get("step_s")}
+    """At the largest batch both ran: each one's step time and peak memory."""
+    def ran(doc: dict[str, Any]) -> dict[int, dict[str, Any]]:
+        return {p["batch"]: p for p in doc.get("probes", []) if p.get("status") == "ok" and p.get("step_s")}
 
-    a, b = steps(fp32), steps(fp16)
+    a, b = ran(fp32), ran(fp16)
     common = sorted(set(a) & set(b))
     if not common:
         return ""
     n = common[-1]
-    return (f"; at batch {n} an fp16 step took {b[n]:.3g} s against {a[n]:.3g} s in fp32 "
-            f"(×{b[n] / a[n]:.3g})")  # fmt: skip
+    text = (f"; at batch {n} an fp16 step took {b[n]['step_s']:.3g} s against {a[n]['step_s']:.3g} s in fp32 "
+            f"(×{b[n]['step_s'] / a[n]['step_s']:.3g})")  # fmt: skip
+    if a[n].get("memory_bytes") and b[n].get("memory_bytes"):
+        text += (f" and peaked at {format_size(b[n]['memory_bytes'])} against "
+                 f"{format_size(a[n]['memory_bytes'])}")  # fmt: skip
+    return text
 
 
 def _compare(fp32: dict[str, Any], fp16: dict[str, Any]) -> str:
@@ -140,6 +144,8 @@ def _compare(fp32: dict[str, Any], fp16: dict[str, Any]) -> str:
             fits = [(n, per_sample_fit(d)) for n, d in (("fp16", fp16), ("fp32", fp32))]
             growth = "; ".join(f"{n} peak memory grew by {format_size(f[0])} per sample" for n, f in fits
                                if f and f[0] > 0)  # fmt: skip
+            if fits[0][1] and fits[1][1] and fits[0][1][0] >= fits[1][1][0] > 0:
+                growth += " (in the probes that ran, fp16 needed no less memory per sample than fp32)"
             ran = (f"largest batch that ran: {fp16.get('largest_ok') or 'none'} in fp16, "
                    f"{fp32.get('largest_ok') or 'none'} in fp32")  # fmt: skip
             return (f"no answer: the {name} search stopped with {stopped.get('status')}"

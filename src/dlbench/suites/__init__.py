@@ -6,6 +6,7 @@ A suite file:
     note = "..."                      # printed with its tables (e.g. that sizes are scaled)
     timeout_s = 300                   # per case
     backends = ["torch", "jax"]       # default backends when none are given (else every framework backend)
+    backends_if_env = ["theano"]      # join those defaults when a managed env of their name exists
     [measure]                         # any MeasureConfig field
     min_time_s = 0.5
     [[experiments]]
@@ -72,6 +73,8 @@ class Suite:
     timeout_s: float = 600.0
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     backends: list[str] | None = None  # default backends (None: every framework backend)
+    # Join the defaults when a managed env of their name exists (`dlbench envs create theano`): the real Theano row.
+    backends_if_env: list[str] = field(default_factory=list)
     envs: dict[str, str] = field(default_factory=dict)  # backend spec -> managed env (dlbench.envs.select)
     pythons: dict[str, str] = field(default_factory=dict)  # backend spec -> interpreter path
 
@@ -109,7 +112,8 @@ def _list(value: Any, what: str, where: str) -> list[Any]:
 
 
 def parse_suite(name: str, data: dict[str, Any], where: str) -> Suite:
-    allowed = {"description", "device", "note", "timeout_s", "measure", "experiments", "backends", "envs", "pythons"}
+    allowed = {"description", "device", "note", "timeout_s", "measure", "experiments", "backends", "backends_if_env",
+               "envs", "pythons"}  # fmt: skip
     for key in data:
         if key not in allowed:
             raise UsageError(f"malformed suite {where}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
@@ -160,6 +164,8 @@ def parse_suite(name: str, data: dict[str, Any], where: str) -> Suite:
             measure=MeasureConfig(**measure),
             backends=[get_backend(b).name for b in _list(data["backends"], "backends", where)]
             if "backends" in data else None,
+            backends_if_env=[get_backend(b).name for b in _list(data["backends_if_env"], "backends_if_env", where)]
+            if "backends_if_env" in data else [],
             envs=_mapping(data.get("envs", {}), "envs", where),
             pythons=_mapping(data.get("pythons", {}), "pythons", where),
         )  # fmt: skip
