@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -26,13 +26,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _own_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+_SAVED_DATA_HOME: list[str | None] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
     """Tests never read or write the user's dlbench data (its default store, its managed envs: an env named theano
-    there would join seed-cpu's backends); a test that needs an env creates it under this directory."""
-    saved = os.environ.get("XDG_DATA_HOME")
-    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg-data"))
-    yield
+    there would join seed-cpu's backends); a test that needs an env creates it under this directory. Set before
+    collection, since test modules look for envs when they are imported."""
+    _SAVED_DATA_HOME.append(os.environ.get("XDG_DATA_HOME"))
+    os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="dlbench-test-data-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not _SAVED_DATA_HOME:
+        return
+    shutil.rmtree(os.environ["XDG_DATA_HOME"], ignore_errors=True)
+    saved = _SAVED_DATA_HOME.pop()
     if saved is None:
         os.environ.pop("XDG_DATA_HOME", None)
     else:

@@ -79,10 +79,12 @@ def test_theano_passes_verification_in_its_env(theano_env: envs.Env, capsys: pyt
     assert "Theano 1.0.5: Unsupported dtype for TensorType: bfloat16" in records["bf16"]["error"]
 
 
-def test_a_wrong_theano_variant_fails_verification(theano_env: envs.Env) -> None:
-    """tests/integration/_wrong.py (swapped LSTM gates) run by the env's own interpreter, as its worker would be."""
+@pytest.mark.parametrize(("corruption", "workload"), [("gate_order", "lstm"), ("padding", "vgg16")])
+def test_a_wrong_theano_variant_fails_verification(theano_env: envs.Env, corruption: str, workload: str) -> None:
+    """tests/integration/_wrong.py (swapped LSTM gates, VGG padding shifted by a pixel) run by the env's own
+    interpreter, as its worker would be."""
     interpreter = resolve(["theano"])[0]["theano"]
-    out = subprocess.run([interpreter.python, str(HERE / "_wrong.py"), "theano", "gate_order", "lstm"],
+    out = subprocess.run([interpreter.python, str(HERE / "_wrong.py"), "theano", corruption, workload],
                          env={**os.environ, **interpreter.worker_env()}, capture_output=True, text=True,
                          timeout=600)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]

@@ -121,28 +121,10 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _print(findings: list[dict[str, Any]], fmt: str, run_id: str) -> None:
     from dlbench.compile.table import findings_table
+    from dlbench.report.render import print_tables
 
     if fmt == "json":
         print(json.dumps(findings, indent=1))
         return
     table = findings_table(findings, f"dlbench compile (run {run_id}): first step, cold vs warm")
-    if fmt == "markdown":
-        print(f"### {table.title}\n")
-        print("| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns))
-        for row in table.rows:
-            print("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
-        print()
-        for note in table.notes:
-            print(f"- {note}")
-        return
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    console = Console(width=None if sys.stdout.isatty() else 220)
-    out = Table(*table.columns, title=table.title, title_justify="left")
-    for row in table.rows:
-        out.add_row(*(Text(cell) for cell in row))
-    console.print(out)
-    for note in table.notes:
-        console.print(note, highlight=False, markup=False, soft_wrap=True)
+    print_tables([table], fmt)

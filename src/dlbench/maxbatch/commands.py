@@ -74,6 +74,7 @@ def run_command(args: argparse.Namespace) -> int:
     from dlbench.cli import _parse_cpus, _parse_options, _parse_set
     from dlbench.maxbatch import api
     from dlbench.report.maxbatch_section import findings_table, fp16_sentences
+    from dlbench.report.render import print_tables
     from dlbench.runner.memory_limit import format_size
 
     console = Console(stderr=True)
@@ -94,27 +95,8 @@ def run_command(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps({"run_id": result.run_id, "findings": result.findings}, indent=1, default=str))
     else:
-        _print(findings_table(findings, f"Largest batch that fits (run {result.run_id})"), args.format)
+        print_tables([findings_table(findings, f"Largest batch that fits (run {result.run_id})")], args.format)
         for line in fp16_sentences(findings):
             print(f"- {line}" if args.format == "markdown" else line)
     print(f"stored as run {result.run_id} in {result.store_path}", file=sys.stderr)
     return 0
-
-
-def _print(table: Any, format: str) -> None:
-    if format == "markdown":
-        from dlbench.report.render import markdown_table
-
-        print(markdown_table(table))
-        return
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    console = Console(width=None if sys.stdout.isatty() else 200)
-    out = Table(*table.columns, title=table.title, title_justify="left")
-    for row in table.rows:
-        out.add_row(*(Text(cell) for cell in row))
-    console.print(out)
-    for note in table.notes:
-        console.print(note, highlight=False, markup=False, soft_wrap=True)

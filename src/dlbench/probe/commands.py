@@ -14,9 +14,6 @@ from dlbench.backends.layers import LAYER_MODULES
 
 COMMANDS = ("probe",)
 FORMATS = ("table", "markdown", "json")
-_STYLE = {"good": "green", "info": "blue", "warn": "yellow", "bad": "bold red", "neutral": "dim"}
-
-
 def _names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -63,7 +60,7 @@ def run_command(args: argparse.Namespace) -> int:
     from dlbench.probe.matrix import legend, matrix_tables
     from dlbench.probe.run import probe
     from dlbench.probe.verdict import cell_text
-    from dlbench.report.render import markdown_table
+    from dlbench.report.render import print_tables
     from dlbench.store import default_store_path
 
     err = Console(stderr=True, highlight=False)
@@ -78,28 +75,7 @@ def run_command(args: argparse.Namespace) -> int:
     tables = matrix_tables(findings)
     if args.format == "json":
         print(json.dumps({"run_id": run_id, "findings": findings}, indent=1, default=str))
-    elif args.format == "markdown":
-        print("\n\n".join([*(markdown_table(t) for t in tables), *legend()]))
     else:
-        _print_tables(tables)
+        print_tables(tables, args.format, legend())
     print(f"stored as run {run_id} in {args.store or default_store_path()}", file=sys.stderr)
     return 0
-
-
-def _print_tables(tables: list[Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    from dlbench.probe.matrix import legend
-
-    console = Console(width=None if sys.stdout.isatty() else 200)
-    for table in tables:
-        out = Table(*table.columns, title=table.title, title_justify="left")
-        for row, classes in zip(table.rows, table.classes, strict=True):
-            out.add_row(*(Text(cell, style=_STYLE.get(classes.get(j, ""), "")) for j, cell in enumerate(row)))
-        console.print(out)
-        for note in table.notes:
-            console.print(note, highlight=False, markup=False, soft_wrap=True)
-    for line in legend():
-        console.print(line, highlight=False, markup=False, soft_wrap=True)

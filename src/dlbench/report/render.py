@@ -78,6 +78,35 @@ def to_json(run: Run) -> str:
     return json.dumps(_finite(document), indent=1, allow_nan=False)
 
 
+# How the terminal shows a Table's cell classes (report.sections.CELL_CLASSES); the HTML report colours them itself.
+CELL_STYLES = {"good": "green", "info": "blue", "warn": "yellow", "bad": "bold red", "neutral": "dim"}
+
+
+def print_tables(tables: list[Table], fmt: str = "table", notes: list[str] | None = None) -> None:
+    """Print Tables with their notes (and then `notes`): `table` through rich, cell classes as colours, wide
+    enough when piped; `markdown` as Markdown. What the probe, maxbatch, compile and usability commands print."""
+    if fmt == "markdown":
+        print("\n\n".join(markdown_table(t) for t in tables))
+        for note in notes or []:
+            print(f"- {note}")
+        return
+    from rich.console import Console
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    for table in tables:
+        out = RichTable(*table.columns, title=table.title, title_justify="left")
+        for i, row in enumerate(table.rows):
+            classes = table.classes[i] if i < len(table.classes) else {}
+            out.add_row(*(Text(cell, style=CELL_STYLES.get(classes.get(j, ""), "")) for j, cell in enumerate(row)))
+        console.print(out)
+        for note in table.notes:
+            console.print(note, highlight=False, markup=False, soft_wrap=True)
+    for note in notes or []:
+        console.print(note, highlight=False, markup=False, soft_wrap=True)
+
+
 def print_run(run: Run, fmt: str, console: Any = None) -> None:
     """Print a run in `fmt` (table goes through rich; the others are plain text on stdout)."""
     if fmt == "table":

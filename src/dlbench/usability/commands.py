@@ -75,22 +75,9 @@ def run_command(args: argparse.Namespace) -> int:
         db.close()
     if args.format == "json":
         print(json.dumps({"run_id": run_id, "usability": usability, "export": exports}, indent=1, default=str))
-    elif args.format == "markdown":
-        from dlbench.report.render import markdown_table
-
-        print("\n\n".join(markdown_table(t) for t in usability_section.tables(usability, exports)))
     else:
-        from rich.console import Console
-        from rich.table import Table
-        from rich.text import Text
+        from dlbench.report.render import print_tables
 
-        console = Console(width=None if sys.stdout.isatty() else 200)
-        for table in usability_section.tables(usability, exports):
-            rich_table = Table(*table.columns, title=table.title, title_justify="left")
-            for row in table.rows:
-                rich_table.add_row(*(Text(cell) for cell in row))
-            console.print(rich_table)
-            for note in table.notes:
-                console.print(Text(f"  {note}"))
+        print_tables(usability_section.tables(usability, exports), args.format)
     print(f"stored as run {run_id} in {args.store or default_store_path()}", file=sys.stderr)
     return 0
