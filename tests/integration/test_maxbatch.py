@@ -11,6 +11,7 @@ import pytest
 from dlbench.cases import Case, MeasureConfig
 from dlbench.cli import main
 from dlbench.maxbatch import api as maxbatch
+from dlbench.runner import client
 from dlbench.runner.sweep import sweep
 from dlbench.store import Store
 
@@ -38,6 +39,23 @@ def test_a_worker_past_the_memory_limit_is_killed_and_recorded_as_oom(store_path
     assert 64 * MIB < peak < LIMIT and ran["memory"]["rss_peak_bytes"] > 64 * MIB
 
 
+def test_a_case_that_crosses_the_limit_between_the_watchers_samples_is_still_oom(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watcher samples (every POLL_S); a case can cross the cap and finish between two samples, the more so on
+    a loaded machine. Its own exact high-water mark then decides: over the cap is oom, not a fit."""
+    monkeypatch.setattr(client, "POLL_S", 3600.0)  # one sample at the start, none after: the race, made certain
+    too_big = Case("lstm", SIZE, "numpy", "fp32", "forward", options={"hold_mib_per_sample": 256})  # 1 GiB
+    store = Store(store_path)
+    store.create_run("r", "cap", [too_big], {}, {})
+    config = MeasureConfig(min_time_s=0.0, min_iters=1, max_time_s=0.5, warmup_iters=0)
+    sweep(store, "r", [too_big], config, timeout_s=60, isolation="fork", memory_limit=LIMIT)
+    (doc,) = store.results("r")
+    assert doc["status"] == "oom", doc
+    assert doc["error"].startswith("exceeded the --memory-limit of 640 MiB between the watcher's samples")
+    assert doc["memory"]["rss_peak_bytes"] >= 1024 * MIB > doc["memory_watch"]["peak_rss_bytes"]
+
+
 def test_maxbatch_finds_the_batch_that_runs_while_the_next_is_killed(store_path: Path) -> None:
     found = maxbatch.run(
         "lstm", ["numpy"], precisions=["fp32"], modes=["forward"], sets={"seq_len": 2, "hidden": 8},
@@ -49,7 +67,7 @@ def test_maxbatch_finds_the_batch_that_runs_while_the_next_is_killed(store_path:
     assert doc["verdict"] == "found" and doc["smallest_oom"] == n + 1
     probes = {p["batch"]: p for p in doc["probes"]}
     assert probes[n]["status"] == "ok" and probes[n + 1]["status"] == "oom"
-    assert "killed by dlbench at the --memory-limit" in probes[n + 1]["error"]
+    assert "the --memory-limit of 640 MiB" in probes[n + 1]["error"]  # killed at a sample, or caught after it
     # The answer is the arithmetic of what really ran: the fixed part (interpreter, NumPy, the case) measured
     # at batch 1, plus 64 MiB a sample, under the cap; one more sample crosses it.
     base = probes[1]["memory_bytes"] - PER_SAMPLE_MIB * MIB

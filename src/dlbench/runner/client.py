@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dlbench.cases import Case, MeasureConfig
-from dlbench.runner.memory_limit import POLL_S, MemoryWatch, kernel_oom_kills
+from dlbench.runner.memory_limit import POLL_S, MemoryWatch, format_size, kernel_oom_kills
 from dlbench.runner.protocol import PROTOCOL_VERSION, ProtocolError, decode
 
 START_TIMEOUT_S = 600.0  # importing a framework on a cold disk can take minutes
@@ -272,6 +272,12 @@ class WorkerClient:
             result = _death(exit_status, log, killed_by_us=killed, oom_kills=(oom_kills_before, kernel_oom_kills()))
         if watch is not None:
             result["memory_watch"] = watch.document()
+            own_peak = (result.get("memory") or {}).get("rss_peak_bytes") or 0
+            if result.get("status") == "ok" and own_peak >= watch.limit_bytes:
+                # The watcher samples; a case can cross the cap and end between two samples (a loaded machine
+                # delays the watcher). Its own high-water mark is exact: over the cap is out of memory all the same.
+                result.update(status="oom", error=f"exceeded the --memory-limit of {format_size(watch.limit_bytes)} "
+                              f"between the watcher's samples (the case's own peak RSS: {format_size(own_peak)})")
         if result.get("status") != "ok":
             result.setdefault("log_tail", _log_tail(log))
         return result
