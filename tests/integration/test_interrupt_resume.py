@@ -11,6 +11,8 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 import dlbench
 
 CLI = [sys.executable, "-m", "dlbench.cli"]
@@ -57,7 +59,8 @@ def test_ctrl_c_then_resume(store_path: Path) -> None:
     assert resumed.stdout.count("\n") == 5  # CSV: header + 4 cases
 
 
-def test_no_orphan_workers_after_interrupt(store_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_no_orphan_workers_after_interrupt(store_path: Path, signum: int) -> None:
     argv = [*CLI, "run", "quick", "--backends", "numpy", "--option", "fault=hang", "--timeout", "60",
             "--store", str(store_path)]  # fmt: skip
     marker = f"DLBENCH_TEST_MARK={uuid.uuid4()}"  # inherited by every worker this run starts
@@ -65,7 +68,7 @@ def test_no_orphan_workers_after_interrupt(store_path: Path) -> None:
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     time.sleep(3)  # the first case is hanging inside its worker now
     assert _marked(marker), "expected the run's workers to be alive before the interrupt"
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)  # Ctrl-C, or `kill PID`
     process.communicate(timeout=30)
     assert process.returncode == 130
     time.sleep(0.5)

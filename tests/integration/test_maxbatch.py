@@ -35,8 +35,8 @@ def test_a_worker_past_the_memory_limit_is_killed_and_recorded_as_oom(store_path
     assert killed["error"].startswith("killed by dlbench at the --memory-limit of 640 MiB (RSS reached ")
     assert killed["memory_watch"]["peak_rss_bytes"] >= LIMIT and killed["memory_watch"]["limit_bytes"] == LIMIT
     assert ran["status"] == "ok"  # the next case runs, under the same cap
-    peak = ran["memory_watch"]["peak_rss_bytes"]
-    assert 64 * MIB < peak < LIMIT and ran["memory"]["rss_peak_bytes"] > 64 * MIB
+    # The watcher samples every 25 ms and may miss a short case's peak; the case's own high-water mark is exact.
+    assert ran["memory_watch"]["peak_rss_bytes"] < LIMIT and 64 * MIB < ran["memory"]["rss_peak_bytes"] < LIMIT
 
 
 def test_a_case_that_crosses_the_limit_between_the_watchers_samples_is_still_oom(
