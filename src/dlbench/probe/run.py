@@ -20,7 +20,7 @@ from typing import Any
 from dlbench.api import _parse_cpus as check_cpus
 from dlbench.api import new_run_id
 from dlbench.backends import BACKENDS, framework_modules, get_backend
-from dlbench.backends.layers import LAYER_MODULES, layer_module
+from dlbench.backends.layers import COMPILED_VARIANTS, LAYER_MODULES, layer_module
 from dlbench.cases import DEVICES, Case, MeasureConfig
 from dlbench.errors import UsageError, unknown
 from dlbench.measure.env import fingerprint
@@ -32,8 +32,7 @@ from dlbench.suites import check_names
 
 KIND = "probe"
 TARGET = "dlbench.probe.worker:probe_layer"
-# Compiled variants recompile every layer × precision × direction (minutes on a 2-core CPU): asked for by name.
-COMPILED = ("torch-compile", "tensorflow-xla", "pytensor-jax")
+COMPILED = COMPILED_VARIANTS  # recompile every layer × precision × direction: asked for by name
 # Per step: at least MIN_ITERS synchronized calls and MIN_TIME_S, never past MAX_TIME_S (then one call suffices).
 TIMING: dict[str, Any] = {"min_iters": 10, "min_time_s": 0.2, "max_time_s": 2.0}
 

@@ -39,6 +39,8 @@ LAYER_MODULES: dict[str, tuple[str, str]] = {
     "keras-torch": ("dlbench.backends.layers.keras", "torch"),
     "keras-tensorflow": ("dlbench.backends.layers.keras", "tensorflow"),
 }
+# Variants that recompile every layer × precision × direction (minutes on a 2-core CPU): probed when named.
+COMPILED_VARIANTS: tuple[str, ...] = ("torch-compile", "tensorflow-xla", "pytensor-jax")
 
 
 # Channels-last frameworks (TensorFlow, Keras): per layer, array name -> permutation from the reference's layout
