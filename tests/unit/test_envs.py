@@ -183,3 +183,15 @@ def test_a_suite_file_names_envs_and_the_command_line_wins(data_home: Path, tmp_
     chosen, _ = api.interpreters_for(suite, plan, pythons={"numpy": sys.executable})
     assert chosen["numpy"].how == "--python"
     assert api.interpreters_for(suite, plan, envs={"numpy": "-"}) == ({}, [])
+
+
+def test_a_recipes_flags_go_before_the_users_own_so_the_users_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    interpreter = Interpreter(sys.executable, {"THEANO_FLAGS": "blas.ldflags=", "OTHER": "recipe"}, "theano", "env")
+    monkeypatch.delenv("THEANO_FLAGS", raising=False)
+    assert interpreter.worker_env()["THEANO_FLAGS"] == "blas.ldflags="
+    monkeypatch.setenv("THEANO_FLAGS", "blas.ldflags=-lopenblas,optimizer=fast_compile")
+    monkeypatch.setenv("OTHER", "user")
+    env = interpreter.worker_env()
+    # Theano and Aesara parse the list left to right, a later entry overriding an earlier one.
+    assert env["THEANO_FLAGS"] == "blas.ldflags=,blas.ldflags=-lopenblas,optimizer=fast_compile"
+    assert env["OTHER"] == "recipe"  # not a flag list: the recipe's value, as before

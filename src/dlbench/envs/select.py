@@ -41,8 +41,15 @@ class Interpreter:
     how: str = ""  # why this one: "--python", "--env", "tag", "default env"
 
     def worker_env(self) -> dict[str, str]:
-        """Environment variables for its worker processes: the recipe's, and dlbench on PYTHONPATH."""
-        return {**self.env_vars, "PYTHONPATH": worker_path()}
+        """Environment variables for its worker processes: the recipe's, and dlbench on PYTHONPATH. A recipe's
+        THEANO_FLAGS-style list goes in front of the user's own value, not in its place: Theano and Aesara let
+        a later entry override an earlier one, so what the user set still wins."""
+        env = dict(self.env_vars)
+        for key, value in self.env_vars.items():
+            own = os.environ.get(key)
+            if key.endswith("_FLAGS") and own and own != value:
+                env[key] = f"{value},{own}"
+        return {**env, "PYTHONPATH": worker_path()}
 
     def available(self, info: BackendInfo) -> tuple[bool, str]:
         missing = missing_modules(self.python, info.requires)
