@@ -45,6 +45,21 @@ class Unsupported(Exception):
     quoting the framework's own error where there is one. Recorded as status `unsupported`, never a crash."""
 
 
+def first_call(step: Step, first: Step) -> Step:
+    """`step`, except that its first call runs `first` instead (which must do what `step` does, and may time the
+    stages of compiling it): the one-shot wrapper behind every first-step phase breakdown."""
+    done = False
+
+    def wrapped() -> Any:
+        nonlocal done
+        if done:
+            return step()
+        done = True
+        return first()
+
+    return wrapped
+
+
 class Backend:
     """Base class with harmless defaults; subclasses override what their framework offers."""
 
@@ -95,19 +110,14 @@ class Backend:
     def time_first_call(self, step: Step, name: str = "first_execute_s") -> Step:
         """`step`, with its first call timed as phase `name`, synchronized so that the phase ends when its work
         has. Later calls cost one Python call and a flag test more than `step` (~0.1 µs)."""
-        first = True
 
-        def wrapped() -> Any:
-            nonlocal first
-            if not first:
-                return step()
-            first = False
+        def timed() -> Any:
             with self.phase(name):
                 result = step()
                 self.synchronize(result)
             return result
 
-        return wrapped
+        return first_call(step, timed)
 
     def compile_cache(self) -> dict[str, str]:
         """The persistent compilation cache in force: {"what": what it holds, "dir": its folder}; {} where the

@@ -49,7 +49,7 @@ import jaxlib
 import numpy as np
 from jax import lax
 
-from dlbench.backends.base import Backend, Step, Unsupported
+from dlbench.backends.base import Backend, Step, Unsupported, first_call
 from dlbench.cases import Case
 from dlbench.workloads import vgg16
 from dlbench.workloads.base import Workload
@@ -312,13 +312,8 @@ def staged_first_call(backend: Backend, jitted: Any, args: tuple[Any, ...], step
     """`step` (which calls `jitted(*args)`), whose first call runs jit's stages one at a time, each timed as a
     phase of `backend`: trace, lower, compile, then `step` itself, which finds the compiled executable in jit's
     caches. Later calls cost one Python call and a flag test more (~0.1 µs)."""
-    first = True
 
     def staged() -> Any:
-        nonlocal first
-        if not first:
-            return step()
-        first = False
         with backend.phase("trace_s"):
             traced = jitted.trace(*args)
         with backend.phase("lower_s"):
@@ -330,7 +325,7 @@ def staged_first_call(backend: Backend, jitted: Any, args: tuple[Any, ...], step
             jax.block_until_ready(result)
         return result
 
-    return staged
+    return first_call(step, staged)
 
 
 def _thread_name(tid: str) -> str:

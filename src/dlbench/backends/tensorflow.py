@@ -49,7 +49,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from dlbench.backends.base import Backend, Step, Unsupported  # noqa: E402
+from dlbench.backends.base import Backend, Step, Unsupported, first_call  # noqa: E402
 from dlbench.cases import Case  # noqa: E402
 from dlbench.workloads import vgg16  # noqa: E402
 from dlbench.workloads.base import Workload  # noqa: E402
@@ -162,13 +162,8 @@ def traced_first_call(backend: Backend, function: Any, args: tuple[Any, ...], st
     (phase first_call_s: TF instantiates the traced graph, runs Grappler's rewrites, with jit_compile has XLA
     compile it, and runs it, all inside one C++ call that Python cannot see into). Later calls find the traced
     graph in the function's cache, as they would without this; they cost one Python call and a flag test more."""
-    first = True
 
     def staged() -> Any:
-        nonlocal first
-        if not first:
-            return step()
-        first = False
         with backend.phase("trace_s"):
             function.get_concrete_function(*args)
         with backend.phase("first_call_s"):
@@ -176,7 +171,7 @@ def traced_first_call(backend: Backend, function: Any, args: tuple[Any, ...], st
             backend.synchronize(result)
         return result
 
-    return staged
+    return first_call(step, staged)
 
 
 def _accumulation_probe(dtype: tf.DType, device: str, jit: bool) -> str:
