@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 import jax
 import jax.numpy as jnp
@@ -17,8 +18,7 @@ from dlbench.backends.usability import needs
 IDIOM = {"jax": "jax.jit"}
 
 
-@contextlib.contextmanager
-def instrument(module: Any, workload: str, hook: Callable[[], None]) -> Iterator[None]:
+def instrument(module: Any, workload: str, hook: Callable[[], None]) -> contextlib.AbstractContextManager[Any]:
     def printing(function: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -27,15 +27,11 @@ def instrument(module: Any, workload: str, hook: Callable[[], None]) -> Iterator
 
         return wrapper
 
-    saved = dict(module.MODELS), module.lstm
-    module.MODELS[workload] = printing(module.MODELS[workload])
+    patches = contextlib.ExitStack()
+    patches.enter_context(mock.patch.dict(module.MODELS, {workload: printing(module.MODELS[workload])}))
     if workload == "lstm":  # prepare() binds the module's `lstm` with its projection option
-        module.lstm = printing(module.lstm)
-    try:
-        yield
-    finally:
-        module.MODELS.update(saved[0])
-        module.lstm = saved[1]
+        patches.enter_context(mock.patch.object(module, "lstm", printing(module.lstm)))
+    return patches
 
 
 def export(

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 import numpy as np
 
@@ -19,8 +20,7 @@ IDIOM = {
 }
 
 
-@contextlib.contextmanager
-def instrument(module: Any, workload: str, hook: Callable[[], None]) -> Iterator[None]:
+def instrument(module: Any, workload: str, hook: Callable[[], None]) -> contextlib.AbstractContextManager[Any]:
     name = f"_build_{workload}"
     original = getattr(module, name)
 
@@ -35,11 +35,7 @@ def instrument(module: Any, workload: str, hook: Callable[[], None]) -> Iterator
         layers = [keras.Input(model.input_shape[1:], dtype=dtype), Printing(dtype=dtype), *model.layers]
         return keras.Sequential(layers, name=model.name), names, layouts
 
-    setattr(module, name, build)
-    try:
-        yield
-    finally:
-        setattr(module, name, original)
+    return mock.patch.object(module, name, build)
 
 
 def export(

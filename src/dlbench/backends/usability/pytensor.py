@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 import pytensor
 import pytensor.tensor as pt
@@ -14,19 +15,14 @@ import pytensor.tensor as pt
 IDIOM = {"pytensor": "pytensor.function (C VM linker)", "pytensor-jax": "pytensor.function (JAX linker: jax.jit)"}
 
 
-@contextlib.contextmanager
-def instrument(module: Any, workload: str, hook: Callable[[], None]) -> Iterator[None]:
+def instrument(module: Any, workload: str, hook: Callable[[], None]) -> contextlib.AbstractContextManager[Any]:
     original = module._GRAPHS[workload]
 
     def graph(*args: Any) -> Any:
         hook()
         return original(*args)
 
-    module._GRAPHS[workload] = graph
-    try:
-        yield
-    finally:
-        module._GRAPHS[workload] = original
+    return mock.patch.dict(module._GRAPHS, {workload: graph})
 
 
 def export(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import tensorflow as tf
@@ -16,8 +17,7 @@ from dlbench.backends.usability import needs
 IDIOM = {"tensorflow": "tf.function (graph)", "tensorflow-xla": "tf.function(jit_compile=True) (XLA)"}
 
 
-@contextlib.contextmanager
-def instrument(module: Any, workload: str, hook: Callable[[], None]) -> Iterator[None]:
+def instrument(module: Any, workload: str, hook: Callable[[], None]) -> contextlib.AbstractContextManager[Any]:
     original = module._BUILDERS[workload]
 
     def build(*args: Any) -> Any:
@@ -30,11 +30,7 @@ def instrument(module: Any, workload: str, hook: Callable[[], None]) -> Iterator
 
         return dataclasses.replace(model, forward=forward)
 
-    module._BUILDERS[workload] = build
-    try:
-        yield
-    finally:
-        module._BUILDERS[workload] = original
+    return mock.patch.dict(module._BUILDERS, {workload: build})
 
 
 def _saved_model(model: Any, directory: str) -> str:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 import torch
 from torch import nn
@@ -27,19 +28,14 @@ class _Printing(nn.Module):
         return self.inner(x)
 
 
-@contextlib.contextmanager
-def instrument(module: Any, workload: str, hook: Callable[[], None]) -> Iterator[None]:
+def instrument(module: Any, workload: str, hook: Callable[[], None]) -> contextlib.AbstractContextManager[Any]:
     original = module._BUILDERS[workload]
 
     def build(size: dict[str, int]) -> Any:
         model, names, call = original(size)
         return _Printing(model, hook), {k: f"inner.{v}" for k, v in names.items()}, call
 
-    module._BUILDERS[workload] = build
-    try:
-        yield
-    finally:
-        module._BUILDERS[workload] = original
+    return mock.patch.dict(module._BUILDERS, {workload: build})
 
 
 def export(
