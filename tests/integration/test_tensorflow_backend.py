@@ -150,6 +150,25 @@ def test_classify_reads_tensorflows_own_errors() -> None:
     assert backend.classify(_raise(lambda: tf.matmul(tf.ones((2, 2)), tf.ones((3, 3))))) is None  # shape error
 
 
+def test_a_graph_error_leads_with_its_reason() -> None:
+    # A graph built by Keras layers fails as "Graph execution error: Detected at node ... defined at (most recent
+    # call last): File ..." with the kernel's reason last (its shape, as keras-tensorflow's NCHW conv raised it on a
+    # CPU without oneDNN; built here, as that kernel runs where oneDNN serves it). A result's error, and a table's
+    # note, which shows its first line, must lead with the reason.
+    message = ("Graph execution error:\n\nDetected at node vgg16_1/conv1_1_1/convolution defined at (most recent "
+               'call last):\n  File "/x/keras/src/layers/layer.py", line 1002, in __call__\n\n  File '
+               '"/x/keras/src/backend/tensorflow/nn.py", line 812, in _conv\n\nThe Conv2D op currently only '
+               "supports the NHWC tensor format on the CPU. The op was given the format: NCHW\n\t [[{{node "
+               "vgg16_1/conv1_1_1/convolution}}]] [Op:__inference_predict_316]")
+    text = TensorFlowBackend("cpu").describe_error(tf.errors.UnimplementedError(None, None, message))
+    assert text.startswith("UnimplementedError: The Conv2D op currently only supports the NHWC tensor format on the "
+                           "CPU. The op was given the format: NCHW\n"), text[:300]
+    assert text.endswith(message)  # the node and its stack are kept, after the reason
+    # An error without TF's stack is left as it is.
+    plain = tf.errors.InvalidArgumentError(None, None, "indices = 7 is not in [0, 3)")
+    assert TensorFlowBackend("cpu").describe_error(plain) == "InvalidArgumentError: indices = 7 is not in [0, 3)"
+
+
 @pytest.mark.parametrize("isolation", ["fork", "spawn"])
 def test_cases_run_in_real_workers(store_path: Path, isolation: str) -> None:
     # "fork": a serving process per backend imports TensorFlow (which starts no runtime), then forks each case;

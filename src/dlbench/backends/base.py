@@ -142,3 +142,9 @@ class Backend:
     def classify(self, exc: BaseException) -> str | None:
         """Map a framework exception to a status: "oom", "unsupported", or None (a plain error)."""
         return None
+
+    def describe_error(self, exc: BaseException) -> str:
+        """The exception as one message that leads with its reason (`Type: reason`): what a result's `error`
+        says. Frameworks that bury the reason under their own traceback text (TensorFlow's graph errors)
+        override it."""
+        return f"{type(exc).__name__}: {exc}".strip()

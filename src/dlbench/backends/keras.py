@@ -618,6 +618,11 @@ class _KerasTensorFlow(_KerasBackend):
             "cudnn": str(build.get("cudnn_version", "")),
         }
 
+    def describe_error(self, exc: BaseException) -> str:
+        from dlbench.backends.tensorflow import op_error_text  # TF's graph errors, as for `tensorflow`
+
+        return op_error_text(exc)
+
     def classify(self, exc: BaseException) -> str | None:
         import tensorflow as tf
 

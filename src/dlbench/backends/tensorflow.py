@@ -374,6 +374,24 @@ class TensorFlowBackend(Backend):
         return None
 
 
+    def describe_error(self, exc: BaseException) -> str:
+        return op_error_text(exc)
+
+
+def op_error_text(exc: BaseException) -> str:
+    """`Type: reason` for a TensorFlow error. A graph's op error ("Graph execution error: Detected at node ...
+    (most recent call last): File ...") carries the Python stack that built the node before the kernel's own
+    reason: the reason goes first, the node and stack after it."""
+    text = str(exc)
+    lines = text.splitlines()
+    stack = [i for i, line in enumerate(lines) if line.lstrip().startswith('File "')]
+    if isinstance(exc, tf.errors.OpError) and stack:
+        reason = "\n".join(line for line in lines[stack[-1] + 1 :] if line.strip()).strip()
+        if reason:
+            text = f"{reason}\n{text}"
+    return f"{type(exc).__name__}: {text}".strip()
+
+
 class TensorFlowXLABackend(TensorFlowBackend):
     """The same functions compiled by XLA (`tf.function(jit_compile=True)`); compile time lands in the first
     step. The LSTM loop is `tf.scan` here (see the module's docstring).

@@ -36,8 +36,8 @@ from dlbench.runner.protocol import decode, write_message
 from dlbench.workloads import get_workload
 
 
-def _error_text(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".strip()
+def _error_text(exc: BaseException, backend: Backend | None = None) -> str:
+    text = backend.describe_error(exc) if backend is not None else f"{type(exc).__name__}: {exc}".strip()
     return text if len(text) <= 2000 else text[:2000] + " …"
 
 
@@ -99,7 +99,8 @@ def run_case(
         status = backend.classify(exc) if backend is not None else None
         if status is None and isinstance(exc, MemoryError):
             status = "oom"
-        result.update(status=status or "error", error=_error_text(exc), traceback=traceback.format_exc()[-4000:])
+        result.update(status=status or "error", error=_error_text(exc, backend),
+                      traceback=traceback.format_exc()[-4000:])  # fmt: skip
     if backend is not None:
         readers = (("first_step_phases", backend.first_step_phases), ("compile_cache", backend.compile_cache),
                    ("settings", backend.settings), ("versions", backend.versions))  # fmt: skip
@@ -126,8 +127,8 @@ def verify(case: Case, backend_cls: type[Backend] | None = None) -> dict[str, An
         result.update(status="unsupported", error=str(exc))
     except BaseException as exc:  # noqa: BLE001 — a failure to verify is the verification's result
         status = backend.classify(exc) if backend is not None else None
-        result.update(status=status or ("oom" if isinstance(exc, MemoryError) else "error"), error=_error_text(exc),
-                      traceback=traceback.format_exc()[-4000:])  # fmt: skip
+        result.update(status=status or ("oom" if isinstance(exc, MemoryError) else "error"),
+                      error=_error_text(exc, backend), traceback=traceback.format_exc()[-4000:])  # fmt: skip
     if backend is not None:
         try:
             result["versions"] = backend.versions()
