@@ -16,15 +16,15 @@ from dlbench._version import __version__
 
 if TYPE_CHECKING:
     from dlbench.api import Interrupted, default_suite, list_runs, load_run, plan_cases, run
-    from dlbench.cases import Case, MeasureConfig
-    from dlbench.errors import UsageError
-    from dlbench.results import Result, Run
+    from dlbench.core.cases import Case, MeasureConfig
+    from dlbench.core.errors import UsageError
+    from dlbench.core.results import Result, Run
 
 _LAZY = {
     "Interrupted": "dlbench.api", "default_suite": "dlbench.api", "list_runs": "dlbench.api",
     "load_run": "dlbench.api", "plan_cases": "dlbench.api", "run": "dlbench.api",
-    "Case": "dlbench.cases", "MeasureConfig": "dlbench.cases", "UsageError": "dlbench.errors",
-    "Result": "dlbench.results", "Run": "dlbench.results",
+    "Case": "dlbench.core.cases", "MeasureConfig": "dlbench.core.cases", "UsageError": "dlbench.core.errors",
+    "Result": "dlbench.core.results", "Run": "dlbench.core.results",
 }  # fmt: skip
 
 __all__ = [

@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from dlbench.backends import BACKENDS, framework_modules, get_backend
-from dlbench.cases import DEVICES, MODES, Case, MeasureConfig, split_spec
+from dlbench.core.cases import DEVICES, MODES, Case, MeasureConfig, split_spec
+from dlbench.core.errors import UsageError, unknown
+from dlbench.core.precisions import PRECISIONS
+from dlbench.core.results import Result, Run
+from dlbench.core.units import parse_size
 from dlbench.envs import find_env
 from dlbench.envs.select import Interpreter, check_spec, environments_fingerprint, resolve
-from dlbench.errors import UsageError, unknown
 from dlbench.measure.env import cuda_available, fingerprint
-from dlbench.precisions import PRECISIONS
-from dlbench.results import Result, Run
 from dlbench.runner.client import WorkerClient
-from dlbench.runner.memory_limit import parse_size
 from dlbench.runner.sweep import EventCallback, sweep
 from dlbench.runner.verification import verify_with
 from dlbench.store import Store, default_store_path

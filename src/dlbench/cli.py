@@ -13,9 +13,10 @@ from typing import Any
 from dlbench import api
 from dlbench._version import __version__
 from dlbench.backends import BACKENDS
-from dlbench.cases import DEVICES, MODES, Case
-from dlbench.errors import UsageError
-from dlbench.precisions import FORWARD_TOLERANCE, GRADIENT_TOLERANCE, PRECISIONS
+from dlbench.core import arguments
+from dlbench.core.cases import DEVICES, MODES, Case
+from dlbench.core.errors import UsageError
+from dlbench.core.precisions import FORWARD_TOLERANCE, GRADIENT_TOLERANCE, PRECISIONS
 from dlbench.report.render import FORMATS, print_run
 from dlbench.store import default_store_path
 from dlbench.suites import load_suite, suite_names
@@ -27,51 +28,6 @@ EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse's own mistakes: one line, exit 2, like ours
         raise UsageError(message)
-
-
-def _names(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def _parse_set(items: Sequence[str] | None) -> dict[str, list[int]]:
-    sets: dict[str, list[int]] = {}
-    for item in items or []:
-        key, eq, values = item.partition("=")
-        if not eq or not key.strip():
-            raise UsageError(f"bad --set {item!r}: expected key=value[,value...] (e.g. --set batch=32,128)")
-        try:
-            sets[key.strip()] = [int(v) for v in _names(values)]
-        except ValueError:
-            raise UsageError(f"bad size {item!r}: values must be integers") from None
-        if not sets[key.strip()]:
-            raise UsageError(f"bad --set {item!r}: give at least one value")
-    return sets
-
-
-def _parse_options(items: Sequence[str] | None) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for item in items or []:
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise UsageError(f"bad --option {item!r}: expected KEY=VALUE (e.g. --option sleep_s=0.5)")
-        try:
-            options[key.strip()] = float(value) if "." in value or value.isdigit() else value
-        except ValueError:
-            options[key.strip()] = value
-    return options
-
-
-def _parse_cpus(text: str | None) -> list[int] | None:
-    if not text:
-        return None
-    cpus: list[int] = []
-    try:
-        for part in _names(text):
-            lo, dash, hi = part.partition("-")
-            cpus += list(range(int(lo), int(hi) + 1)) if dash else [int(lo)]
-    except ValueError:
-        raise UsageError(f"bad --cpus {text!r}: expected ids and ranges like 0,1 or 0-3") from None
-    return cpus
 
 
 # Commands that live in their own module: each module has COMMANDS (the names it adds), add_parsers(sub,
@@ -108,9 +64,9 @@ def _build_parser() -> argparse.ArgumentParser:
                      help=f"suites: {', '.join(suite_names())}; workloads: {', '.join(WORKLOADS)}")
     run.add_argument("--set", action="append", metavar="KEY=V1,V2", dest="sets",
                      help="size values (repeatable), e.g. --set seq_len=30 --set batch=32,128")
-    run.add_argument("--backends", type=_names, help=f"comma-separated, from: {', '.join(BACKENDS)}")
-    run.add_argument("--precisions", type=_names, help=f"comma-separated, from: {', '.join(PRECISIONS)}")
-    run.add_argument("--modes", type=_names, help=f"comma-separated, from: {', '.join(MODES)}")
+    run.add_argument("--backends", type=arguments.names, help=f"comma-separated, from: {', '.join(BACKENDS)}")
+    run.add_argument("--precisions", type=arguments.names, help=f"comma-separated, from: {', '.join(PRECISIONS)}")
+    run.add_argument("--modes", type=arguments.names, help=f"comma-separated, from: {', '.join(MODES)}")
     run.add_argument("--device", help=f"one of: {', '.join(DEVICES)} (default: the suite's)")
     run.add_argument("--timeout", type=float, metavar="S", help="per-case timeout in seconds (default: the suite's)")
     run.add_argument("--min-time", type=float, metavar="S", help="time each case at least this long")
@@ -138,10 +94,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "reference (relative error ‖out − ref‖/‖ref‖ against a tolerance per precision, forward/gradients: "
         + ", ".join(f"{p} {FORWARD_TOLERANCE[p]:g}/{GRADIENT_TOLERANCE[p]:g}" for p in PRECISIONS)
         + "). Exit 1 if any fails."))  # fmt: skip
-    verify.add_argument("--backends", type=_names, help=f"comma-separated, from: {', '.join(BACKENDS)} "
+    verify.add_argument("--backends", type=arguments.names, help=f"comma-separated, from: {', '.join(BACKENDS)} "
                         "(default: every available one)")  # fmt: skip
-    verify.add_argument("--workloads", type=_names, help=f"comma-separated, from: {', '.join(WORKLOADS)}")
-    verify.add_argument("--precisions", type=_names, help=f"comma-separated, from: {', '.join(PRECISIONS)}")
+    verify.add_argument("--workloads", type=arguments.names, help=f"comma-separated, from: {', '.join(WORKLOADS)}")
+    verify.add_argument("--precisions", type=arguments.names, help=f"comma-separated, from: {', '.join(PRECISIONS)}")
     verify.add_argument("--set", "--sizes", action="append", metavar="KEY=V", dest="sets",
                         help="override a verification size, e.g. --set hidden=64 --set image=64")
     verify.add_argument("--device", default="cpu", help=f"one of: {', '.join(DEVICES)} (default: cpu)")
@@ -179,9 +135,7 @@ def _interpreter_options(parser: argparse.ArgumentParser) -> None:
 
 def _interpreters(args: argparse.Namespace) -> dict[str, Any]:
     """The --python/--env mappings as api keyword arguments (only those given)."""
-    from dlbench.envs.select import parse_assignments
-
-    pythons, envs = parse_assignments(args.pythons, "--python"), parse_assignments(args.envs, "--env")
+    pythons, envs = arguments.assignments(args.pythons, "--python"), arguments.assignments(args.envs, "--env")
     return {k: v for k, v in (("pythons", pythons), ("envs", envs)) if v}
 
 
@@ -287,10 +241,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    sets = {k: v[0] for k, v in _parse_set(args.sets).items()}
+    sets = {k: v[0] for k, v in arguments.sets(args.sets).items()}
     console = Console(stderr=True)
     records = api.verify(args.backends, workloads=args.workloads, precisions=args.precisions, sets=sets,
-                         device=args.device, timeout_s=args.timeout, options=_parse_options(args.options),
+                         device=args.device, timeout_s=args.timeout, options=arguments.options(args.options),
                          **_interpreters(args), on_note=lambda text: console.print(text, highlight=False, markup=False),
                          on_record=lambda r: console.print(
                              f"{r['backend']} {r['workload']} {r['precision']}: {verification_text(r)}",
@@ -338,10 +292,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             return 0
         kwargs: dict[str, Any] = dict(resume=args.resume, **common)
     else:
-        sets = _parse_set(args.sets)
+        sets = arguments.sets(args.sets)
         kwargs = dict(backends=args.backends, precisions=args.precisions, modes=args.modes, sets=sets or None,
-                      device=args.device, cpus=_parse_cpus(args.cpus), isolation=args.isolation,
-                      options=_parse_options(args.options), **common)  # fmt: skip
+                      device=args.device, cpus=arguments.cpus(args.cpus), isolation=args.isolation,
+                      options=arguments.options(args.options), **common)  # fmt: skip
         suite, plan = api.plan_cases(args.target, args.backends, args.precisions, args.modes, sets or None,
                                      args.device, kwargs["options"])  # fmt: skip
         _, interpreter_notes = api.interpreters_for(suite, plan, common.get("pythons"), common.get("envs"))

@@ -2,7 +2,7 @@
 from the workload's seeded weights and inputs, against the float64 NumPy reference.
 
 relative error = ‖out − ref‖ / ‖ref‖, per tensor; NaN or inf never passes; tolerances per precision
-(dlbench.precisions).
+(dlbench.core.precisions).
 Worker-side module (runs inside the backend's worker process): NumPy and the standard library only.
 """
 
@@ -16,8 +16,8 @@ import numpy as np
 
 from dlbench.backends import _numpy_math
 from dlbench.backends.base import Backend
-from dlbench.cases import Case
-from dlbench.precisions import FORWARD_TOLERANCE, GRADIENT_TOLERANCE
+from dlbench.core.cases import Case
+from dlbench.core.precisions import FORWARD_TOLERANCE, GRADIENT_TOLERANCE
 from dlbench.workloads import get_workload
 
 # Small sizes: enough to exercise every gate, every conv and pool, and fast for the float64 reference.

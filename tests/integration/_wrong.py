@@ -17,7 +17,7 @@ import numpy as np
 
 from dlbench.backends import BACKENDS
 from dlbench.backends.base import Backend
-from dlbench.cases import Case
+from dlbench.core.cases import Case
 from dlbench.verify import DEFAULT_SIZES, verify_case
 
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from dlbench.cases import Case, MeasureConfig
 from dlbench.cli import main
 from dlbench.compile.breakdown import KIND
+from dlbench.core.cases import Case, MeasureConfig
 from dlbench.store import Store
 
 SIZE = {"seq_len": 5, "batch": 2, "hidden": 8}

@@ -22,7 +22,7 @@ import jax.numpy as jnp  # noqa: E402
 from dlbench.backends._numpy_math import reference  # noqa: E402
 from dlbench.backends.base import Backend, Unsupported  # noqa: E402
 from dlbench.backends.jax import JaxBackend  # noqa: E402
-from dlbench.cases import Case, MeasureConfig  # noqa: E402
+from dlbench.core.cases import Case, MeasureConfig  # noqa: E402
 from dlbench.runner.sweep import sweep  # noqa: E402
 from dlbench.store import Store  # noqa: E402
 from dlbench.workloads import get_workload  # noqa: E402
@@ -140,7 +140,7 @@ def test_xla_cpu_threads_follow_the_cpu_affinity() -> None:
     code = (
         "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
         "from dlbench.backends.jax import JaxBackend\n"
-        "from dlbench.cases import Case\n"
+        "from dlbench.core.cases import Case\n"
         "from dlbench.workloads import get_workload\n"
         "wl = get_workload('lstm'); size = wl.size({'seq_len': 2, 'batch': 2, 'hidden': 8})\n"
         "b = JaxBackend('cpu'); b.configure(1)\n"

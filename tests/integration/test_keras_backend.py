@@ -26,7 +26,7 @@ if importlib.util.find_spec("keras") is None:  # find_spec, not importorskip: im
 from dlbench.backends import BACKENDS  # noqa: E402
 from dlbench.backends._numpy_math import reference  # noqa: E402
 from dlbench.backends.base import Unsupported  # noqa: E402
-from dlbench.cases import Case, MeasureConfig  # noqa: E402
+from dlbench.core.cases import Case, MeasureConfig  # noqa: E402
 from dlbench.runner.sweep import sweep  # noqa: E402
 from dlbench.store import Store  # noqa: E402
 from dlbench.workloads import get_workload  # noqa: E402

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dlbench.cases import Case, MeasureConfig
 from dlbench.cli import main
+from dlbench.core.cases import Case, MeasureConfig
 from dlbench.maxbatch import api as maxbatch
 from dlbench.runner import client
 from dlbench.runner.sweep import sweep

@@ -31,7 +31,7 @@ import pytensor  # noqa: E402
 from dlbench.backends._numpy_math import reference  # noqa: E402
 from dlbench.backends.base import Backend, Unsupported  # noqa: E402
 from dlbench.backends.pytensor import PyTensorBackend, PyTensorJaxBackend  # noqa: E402
-from dlbench.cases import Case, MeasureConfig  # noqa: E402
+from dlbench.core.cases import Case, MeasureConfig  # noqa: E402
 from dlbench.runner.sweep import sweep  # noqa: E402
 from dlbench.store import Store  # noqa: E402
 from dlbench.workloads import get_workload  # noqa: E402

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from dlbench.api import default_backends, plan_cases
-from dlbench.cases import Case
 from dlbench.cli import main
+from dlbench.core.cases import Case
 from dlbench.report import synthetic
 from dlbench.report.browser import Chromium, find_chromium
 

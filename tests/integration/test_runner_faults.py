@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dlbench.cases import Case, MeasureConfig
+from dlbench.core.cases import Case, MeasureConfig
 from dlbench.runner.sweep import sweep
 from dlbench.store import Store
 

@@ -16,7 +16,7 @@ tf = pytest.importorskip("tensorflow")
 from dlbench.backends._numpy_math import reference  # noqa: E402
 from dlbench.backends.base import Backend, Unsupported  # noqa: E402
 from dlbench.backends.tensorflow import TensorFlowBackend, TensorFlowXLABackend  # noqa: E402
-from dlbench.cases import Case, MeasureConfig  # noqa: E402
+from dlbench.core.cases import Case, MeasureConfig  # noqa: E402
 from dlbench.runner.sweep import sweep  # noqa: E402
 from dlbench.store import Store  # noqa: E402
 from dlbench.workloads import get_workload  # noqa: E402

@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 from dlbench.backends._numpy_math import reference  # noqa: E402
 from dlbench.backends.base import Backend, Unsupported  # noqa: E402
 from dlbench.backends.torch import TorchBackend, TorchCompileBackend  # noqa: E402
-from dlbench.cases import Case  # noqa: E402
+from dlbench.core.cases import Case  # noqa: E402
 from dlbench.workloads import get_workload  # noqa: E402
 
 SIZES: dict[str, dict[str, int]] = {

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from dlbench.backends.base import Backend
-from dlbench.cases import Case
 from dlbench.cli import main
 from dlbench.compile.breakdown import KIND, finding_document, finding_key, start_entry
 from dlbench.compile.table import finding_rows, phases_text
+from dlbench.core.cases import Case
+from dlbench.core.results import Run
 from dlbench.report import compile_section
 from dlbench.report.sections import SECTION_BUILDERS
-from dlbench.results import Run
 from dlbench.store import Store
 
 CASE = Case("lstm", {"seq_len": 5, "batch": 2, "hidden": 8}, "jax", "fp32", "train",
@@ -97,7 +97,7 @@ def test_report_section_shows_the_stored_findings(tmp_path: Path) -> None:
 
 
 def test_report_section_shows_phases_of_ordinary_results(tmp_path: Path) -> None:
-    from dlbench.results import Result
+    from dlbench.core.results import Result
 
     store = Store(tmp_path / "s.sqlite")
     run = _run(store, "r1")

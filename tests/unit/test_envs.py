@@ -11,10 +11,11 @@ import pytest
 
 from dlbench import envs
 from dlbench.backends import BackendInfo, get_backend
-from dlbench.cases import Case
 from dlbench.cli import main
-from dlbench.envs.select import Interpreter, parse_assignments, resolve, worker_path
-from dlbench.errors import UsageError
+from dlbench.core.arguments import assignments as parse_assignments
+from dlbench.core.cases import Case
+from dlbench.core.errors import UsageError
+from dlbench.envs.select import Interpreter, resolve, worker_path
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import pytest
 
 from dlbench import api
 from dlbench.backends import BACKENDS
-from dlbench.cases import Case
+from dlbench.core.cases import Case
+from dlbench.core.results import Result
 from dlbench.report.tables import framework_label
-from dlbench.results import Result
 
 BACKEND_DIR = Path(__file__).parents[2] / "src" / "dlbench" / "backends"
 

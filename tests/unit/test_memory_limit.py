@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from dlbench.cli import main
-from dlbench.errors import UsageError
+from dlbench.core.errors import UsageError
+from dlbench.core.units import format_size, parse_size
 from dlbench.runner.client import _death
-from dlbench.runner.memory_limit import MemoryWatch, format_size, parse_size
+from dlbench.runner.memory_limit import MemoryWatch
 
 
 @pytest.mark.parametrize(

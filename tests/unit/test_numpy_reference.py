@@ -18,8 +18,8 @@ import pytest
 from dlbench.backends import _numpy_math as M
 from dlbench.backends.base import Unsupported
 from dlbench.backends.numpy import NumpyBackend
-from dlbench.cases import Case
-from dlbench.precisions import FORWARD_TOLERANCE, GRADIENT_TOLERANCE
+from dlbench.core.cases import Case
+from dlbench.core.precisions import FORWARD_TOLERANCE, GRADIENT_TOLERANCE
 from dlbench.workloads import get_workload
 
 TINY = {"lstm": {"seq_len": 3, "batch": 2, "hidden": 4}, "vgg16": {"batch": 1, "image": 32}}

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from dlbench.backends import BACKENDS
-from dlbench.cases import Case
 from dlbench.cli import main
-from dlbench.errors import UsageError
+from dlbench.core.cases import Case
+from dlbench.core.errors import UsageError
+from dlbench.core.results import Run
 from dlbench.report import content, markdown, page, seed2016, synthetic
 from dlbench.report.recommend import parse_weights
-from dlbench.results import Run
 
 SEED_SIZE = {"seq_len": 30, "batch": 32, "hidden": 128}
 HEIRS = seed2016.continuations()

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from dlbench.cases import Case
-from dlbench.errors import UsageError
+from dlbench.core.cases import Case
+from dlbench.core.errors import UsageError
 from dlbench.store import SCHEMA_VERSION, Store
 
 CASE = Case("lstm", {"seq_len": 1, "batch": 1, "hidden": 4}, "numpy", "fp32", "forward")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from dlbench.api import plan_cases
-from dlbench.errors import UsageError
+from dlbench.core.errors import UsageError
 from dlbench.suites import Suite, load_suite, suite_names
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dlbench.cases import MeasureConfig
+from dlbench.core.cases import MeasureConfig
 from dlbench.measure.timing import measure
 
 

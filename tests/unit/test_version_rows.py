@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from dlbench.cases import Case
-from dlbench.errors import UsageError
+from dlbench.core.cases import Case
+from dlbench.core.errors import UsageError
+from dlbench.core.results import Run
 from dlbench.report import synthetic
 from dlbench.report.compare import compare_runs, select_backend
 from dlbench.report.merge import merge_runs
 from dlbench.report.tables import lstm_table
-from dlbench.results import Run
 
 SIZE = {"seq_len": 4, "batch": 2, "hidden": 8}
 

@@ -75,8 +75,8 @@ def problems(path: Path) -> list[str]:
 
 def test_the_worker_closure_is_what_we_think() -> None:
     names = {p.relative_to(PACKAGE).as_posix() for p in worker_modules()}
-    for needed in ("runner/worker.py", "runner/protocol.py", "cases.py", "measure/timing.py", "workloads/base.py",
-                   "backends/base.py", "verify.py", "precisions.py", "errors.py"):  # fmt: skip
+    for needed in ("runner/worker.py", "runner/protocol.py", "core/cases.py", "measure/timing.py", "workloads/base.py",
+                   "backends/base.py", "verify.py", "core/precisions.py", "core/errors.py"):  # fmt: skip
         assert needed in names
     for parent_only in ("api.py", "cli.py", "store/sqlite.py", "report/tables.py", "envs/__init__.py"):
         assert parent_only not in names

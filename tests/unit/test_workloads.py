@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dlbench.errors import UsageError
+from dlbench.core.errors import UsageError
 from dlbench.workloads import WORKLOADS, get_workload
 from dlbench.workloads.vgg16 import layers
 

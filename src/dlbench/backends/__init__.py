@@ -9,7 +9,7 @@ import importlib
 import importlib.util
 from dataclasses import dataclass
 
-from dlbench.errors import unknown
+from dlbench.core.errors import unknown
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from dlbench.backends.base import Backend, Step, Unsupported
-from dlbench.cases import Case
+from dlbench.core.cases import Case
 from dlbench.workloads import vgg16
 from dlbench.workloads.base import Workload
 

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dlbench.cases import Case
+from dlbench.core.cases import Case
 from dlbench.workloads.base import Workload
 
 # What a prepared step returns: forward -> output; train -> (output, {weight name: gradient}).

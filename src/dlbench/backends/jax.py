@@ -50,7 +50,7 @@ import numpy as np
 from jax import lax
 
 from dlbench.backends.base import Backend, Step, Unsupported, first_call
-from dlbench.cases import Case
+from dlbench.core.cases import Case
 from dlbench.workloads import vgg16
 from dlbench.workloads.base import Workload
 

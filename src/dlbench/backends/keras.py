@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from dlbench.backends.base import Backend, Step, Unsupported, exception_chain
-from dlbench.cases import Case
+from dlbench.core.cases import Case
 from dlbench.workloads import vgg16
 from dlbench.workloads.base import Workload
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from dlbench.backends import _numpy_math
 from dlbench.backends.base import Backend, Step, Unsupported
-from dlbench.cases import Case
+from dlbench.core.cases import Case
 from dlbench.workloads.base import Workload
 
 _DTYPES: dict[str, type[np.floating[Any]]] = {"fp32": np.float32, "fp16": np.float16}

@@ -122,7 +122,7 @@ import pytensor.tensor as pt  # noqa: E402
 from pytensor.scan.op import Scan  # noqa: E402
 
 from dlbench.backends.base import Backend, Step, Unsupported  # noqa: E402
-from dlbench.cases import Case  # noqa: E402
+from dlbench.core.cases import Case  # noqa: E402
 from dlbench.workloads import vgg16  # noqa: E402
 from dlbench.workloads.base import Workload  # noqa: E402
 

@@ -50,7 +50,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from dlbench.backends.base import Backend, Step, Unsupported, first_call  # noqa: E402
-from dlbench.cases import Case  # noqa: E402
+from dlbench.core.cases import Case  # noqa: E402
 from dlbench.workloads import vgg16  # noqa: E402
 from dlbench.workloads.base import Workload  # noqa: E402
 

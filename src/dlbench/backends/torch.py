@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from dlbench.backends.base import Backend, Step, Unsupported, exception_chain
-from dlbench.cases import Case
+from dlbench.core.cases import Case
 from dlbench.workloads import vgg16
 from dlbench.workloads.base import Workload
 

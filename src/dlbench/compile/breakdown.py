@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dlbench.backends import get_backend
-from dlbench.cases import Case, MeasureConfig
+from dlbench.core.cases import Case, MeasureConfig
 from dlbench.runner.client import WorkerClient
 from dlbench.store import Store
 

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dlbench.errors import UsageError, unknown
+from dlbench.core import arguments
+from dlbench.core.errors import UsageError, unknown
 
 COMMANDS = ("compile",)
 FORMATS = ("table", "markdown", "json")
@@ -21,8 +22,8 @@ DEFAULT_TIMEOUT_S = 600.0
 
 def add_parsers(sub: Any, store_help: str) -> None:
     from dlbench.backends import BACKENDS
-    from dlbench.cases import DEVICES, MODES
-    from dlbench.precisions import PRECISIONS
+    from dlbench.core.cases import DEVICES, MODES
+    from dlbench.core.precisions import PRECISIONS
     from dlbench.workloads import WORKLOADS
 
     parser = sub.add_parser("compile", help="first-step (compile) time by phase, cold vs warm caches", description=(
@@ -60,8 +61,8 @@ def add_parsers(sub: Any, store_help: str) -> None:
     parser.add_argument("--format", default="table", choices=FORMATS, help="output format (default: table)")
 
 
-def _names(text: str | None) -> list[str] | None:
-    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+def _optional_names(text: str | None) -> list[str] | None:
+    return arguments.names(text) if text else None
 
 
 def _progress(start: str, case: Any, entry: dict[str, Any] | None) -> None:
@@ -79,7 +80,6 @@ def _progress(start: str, case: Any, entry: dict[str, Any] | None) -> None:
 def run_command(args: argparse.Namespace) -> int:
     from dlbench import api
     from dlbench.backends import framework_modules
-    from dlbench.cli import _parse_cpus, _parse_set
     from dlbench.compile.breakdown import KIND, run_breakdown
     from dlbench.measure.env import fingerprint
     from dlbench.store import Store, default_store_path
@@ -89,11 +89,11 @@ def run_command(args: argparse.Namespace) -> int:
         raise unknown("workload", args.workload, WORKLOADS)
     if not args.timeout > 0:
         raise UsageError(f"bad --timeout {args.timeout:g}: must be > 0 seconds")
-    backends = _names(args.backends)
-    sets = _parse_set(args.sets)
-    suite, plan = api.plan_cases(args.workload, backends, _names(args.precisions), _names(args.modes),
+    backends = arguments.names(args.backends) if args.backends else None
+    sets = arguments.sets(args.sets)
+    suite, plan = api.plan_cases(args.workload, backends, _optional_names(args.precisions), _optional_names(args.modes),
                                  sets or None, args.device)  # fmt: skip
-    cpus = api._parse_cpus(_parse_cpus(args.cpus))
+    cpus = api._parse_cpus(arguments.cpus(args.cpus))
     cache_root = Path(args.cache_root) if args.cache_root else None
     if cache_root is not None and cache_root.exists() and not cache_root.is_dir():
         raise UsageError(f"bad --cache-root {args.cache_root!r}: it is a file; give a folder")
@@ -121,7 +121,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _print(findings: list[dict[str, Any]], fmt: str, run_id: str) -> None:
     from dlbench.compile.table import findings_table
-    from dlbench.report.render import print_tables
+    from dlbench.core.tables import print_tables
 
     if fmt == "json":
         print(json.dumps(findings, indent=1))

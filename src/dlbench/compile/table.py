@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from dlbench.report.tables import Table
-from dlbench.results import Result
+from dlbench.core.results import Result
+from dlbench.core.tables import Table
 
 COLUMNS = ["backend", "case", "start", "persistent cache", "import s", "setup s", "first step s",
            "first step phases, s", "2nd step s", "first step warm/cold"]  # fmt: skip

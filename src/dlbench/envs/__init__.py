@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dlbench.core.errors import UsageError
 from dlbench.envs.probe import interpreter_packages
-from dlbench.errors import UsageError
 
 METADATA = "dlbench-env.json"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from dlbench import envs
-from dlbench.errors import UsageError
+from dlbench.core.errors import UsageError
 
 COMMANDS = ("envs",)
 EXIT_FAILED = 1

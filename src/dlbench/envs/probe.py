@@ -12,7 +12,7 @@ import json
 import subprocess
 from typing import Any
 
-from dlbench.errors import UsageError
+from dlbench.core.errors import UsageError
 
 _INFO = """
 import importlib.metadata as m, importlib.util as u, json, sys

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from dlbench.backends import BackendInfo, get_backend
-from dlbench.cases import split_spec
+from dlbench.core.cases import split_spec
+from dlbench.core.errors import UsageError
 from dlbench.envs import check_name, find_env, get_env
 from dlbench.envs.probe import interpreter_info, missing_modules
-from dlbench.errors import UsageError
 
 OWN = "-"  # `--env torch=-`: dlbench's own interpreter, even where an env named torch exists
 
@@ -68,18 +68,6 @@ class Interpreter:
     def from_dict(cls, data: Mapping[str, Any]) -> Interpreter:
         return cls(str(data["python"]), dict(data.get("env_vars") or {}), str(data.get("env_name", "")),
                    str(data.get("how", "")))  # fmt: skip
-
-
-def parse_assignments(items: Iterable[str] | None, option: str) -> dict[str, str]:
-    """`["theano=/x/bin/python", ...]` → {spec: value}; UsageError naming the bad item."""
-    out: dict[str, str] = {}
-    for item in items or []:
-        spec, eq, value = item.partition("=")
-        if not eq or not spec.strip() or not value.strip():
-            example = "theano=/opt/legacy/bin/python" if option == "--python" else "theano=theano"
-            raise UsageError(f"bad {option} {item!r}: expected BACKEND=VALUE (e.g. {option} {example})")
-        out[spec.strip()] = value.strip()
-    return out
 
 
 def check_spec(spec: str) -> tuple[str, str]:

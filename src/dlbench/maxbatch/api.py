@@ -26,13 +26,14 @@ from typing import Any
 
 from dlbench.api import ISOLATIONS, _parse_cpus, memory_limit_bytes, new_run_id
 from dlbench.backends import BACKENDS, framework_modules, get_backend
-from dlbench.cases import DEVICES, MODES, Case, MeasureConfig
-from dlbench.errors import UsageError, unknown
+from dlbench.core.cases import DEVICES, MODES, Case, MeasureConfig
+from dlbench.core.errors import UsageError, unknown
+from dlbench.core.precisions import PRECISIONS
+from dlbench.core.units import format_size
 from dlbench.maxbatch.search import find_max_batch
 from dlbench.measure.env import cuda_available, fingerprint
-from dlbench.precisions import PRECISIONS
 from dlbench.runner.client import WorkerClient
-from dlbench.runner.memory_limit import available_bytes, format_size
+from dlbench.runner.memory_limit import available_bytes
 from dlbench.store import Store, default_store_path
 from dlbench.suites import check_names
 from dlbench.workloads import WORKLOADS

@@ -8,10 +8,10 @@ import sys
 from typing import Any
 
 from dlbench.backends import BACKENDS
-from dlbench.cases import DEVICES, MODES
-from dlbench.errors import UsageError
-from dlbench.precisions import PRECISIONS
-from dlbench.runner.memory_limit import SIZE_HELP
+from dlbench.core import arguments
+from dlbench.core.cases import DEVICES, MODES
+from dlbench.core.precisions import PRECISIONS
+from dlbench.core.units import SIZE_HELP
 from dlbench.workloads import WORKLOADS
 
 COMMANDS = ("maxbatch",)
@@ -30,10 +30,11 @@ def add_parsers(sub: Any, store_help: str) -> None:
         "available). Each search is stored as a finding the moment it ends; `dlbench report` shows the "
         "table."))  # fmt: skip
     parser.add_argument("workload", metavar="WORKLOAD", help=f"one of: {', '.join(WORKLOADS)}")
-    parser.add_argument("--backends", type=_names, required=True, help=f"comma-separated, from: {', '.join(BACKENDS)}")
-    parser.add_argument("--precisions", type=_names, help=f"comma-separated, from: {', '.join(PRECISIONS)} "
+    parser.add_argument("--backends", type=arguments.names, required=True,
+                        help=f"comma-separated, from: {', '.join(BACKENDS)}")
+    parser.add_argument("--precisions", type=arguments.names, help=f"comma-separated, from: {', '.join(PRECISIONS)} "
                         "(default: fp32,fp16)")  # fmt: skip
-    parser.add_argument("--modes", "--mode", type=_names, dest="modes",
+    parser.add_argument("--modes", "--mode", type=arguments.names, dest="modes",
                         help=f"comma-separated, from: {', '.join(MODES)} (default: train)")
     parser.add_argument("--set", action="append", metavar="KEY=V", dest="sets",
                         help="a size other than the batch, e.g. --set image=64 (default on the cpu: vgg16 image=32)")
@@ -42,7 +43,8 @@ def add_parsers(sub: Any, store_help: str) -> None:
     parser.add_argument("--start", type=int, default=1, metavar="N", help="the first batch probed (default 1)")
     parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, metavar="N",
                         help=f"never probe a larger batch (default {DEFAULT_MAX_BATCH})")
-    parser.add_argument("--within", type=_percent, default=DEFAULT_WITHIN, metavar="PCT",
+    parser.add_argument("--within", type=lambda text: arguments.percent(text, "--within"), default=DEFAULT_WITHIN,
+                        metavar="PCT",
                         help=f"stop bisecting once the largest batch that ran is within PCT of the smallest that "
                         f"did not (default {DEFAULT_WITHIN * 100:g}%%; 0 = exact: N runs, N+1 does not)")  # fmt: skip
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, metavar="N",
@@ -57,25 +59,13 @@ def add_parsers(sub: Any, store_help: str) -> None:
     parser.add_argument("--format", default="table", choices=FORMATS, help="output format (default: table)")
 
 
-def _percent(text: str) -> float:
-    try:
-        return float(text.strip().removesuffix("%")) / 100
-    except ValueError:
-        raise UsageError(f"bad --within {text!r}: expected a percentage like 5% or 0") from None
-
-
-def _names(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
 def run_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from dlbench.cli import _parse_cpus, _parse_options, _parse_set
+    from dlbench.core.tables import print_tables
+    from dlbench.core.units import format_size
     from dlbench.maxbatch import api
     from dlbench.report.maxbatch_section import findings_table, fp16_sentences
-    from dlbench.report.render import print_tables
-    from dlbench.runner.memory_limit import format_size
 
     console = Console(stderr=True)
 
@@ -86,10 +76,10 @@ def run_command(args: argparse.Namespace) -> int:
                       f"peak {memory}, {record.get('wall_s') or 0:.1f} s{detail}", highlight=False, markup=False)
 
     result = api.run(
-        args.workload, args.backends, precisions=args.precisions, modes=args.modes, sets=_parse_set(args.sets),
+        args.workload, args.backends, precisions=args.precisions, modes=args.modes, sets=arguments.sets(args.sets),
         device=args.device, memory_limit=args.memory_limit, start=args.start, max_batch=args.max_batch,
-        within=args.within, steps=args.steps, timeout_s=args.timeout, store=args.store, cpus=_parse_cpus(args.cpus),
-        options=_parse_options(args.options), on_probe=on_probe,
+        within=args.within, steps=args.steps, timeout_s=args.timeout, store=args.store, cpus=arguments.cpus(args.cpus),
+        options=arguments.options(args.options), on_probe=on_probe,
     )  # fmt: skip
     findings = list(result.findings.values())
     if args.format == "json":

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dlbench.cases import MeasureConfig
+from dlbench.core.cases import MeasureConfig
 from dlbench.measure.stats import relative_ci_half_width
 
 

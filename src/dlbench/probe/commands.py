@@ -11,13 +11,10 @@ import sys
 from typing import Any
 
 from dlbench.backends.layers import LAYER_MODULES
+from dlbench.core import arguments
 
 COMMANDS = ("probe",)
 FORMATS = ("table", "markdown", "json")
-def _names(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
 def add_parsers(sub: Any, store_help: str) -> None:
     from dlbench.probe.reference import LAYERS
     from dlbench.probe.run import COMPILED, default_backends
@@ -31,13 +28,14 @@ def add_parsers(sub: Any, store_help: str) -> None:
         f"{SLOW_RATIO:g}× the fp32 time), unsupported (the framework's error, quoted) or error (the worker "
         "crashed or timed out). Stored as a run (findings kind 'probe'); `dlbench report` shows the matrix. fp32 "
         "is always probed: it is the baseline of `slow`."))  # fmt: skip
-    probe.add_argument("--backends", type=_names, help=f"comma-separated, from: {', '.join(LAYER_MODULES)} "
+    probe.add_argument("--backends", type=arguments.names, help=f"comma-separated, from: {', '.join(LAYER_MODULES)} "
                        f"(default: {', '.join(default_backends())}; the compiled variants "
                        f"{', '.join(COMPILED)} recompile every layer × precision, minutes on a small CPU: name them "
                        "to probe them)")  # fmt: skip
-    probe.add_argument("--precisions", type=_names,
+    probe.add_argument("--precisions", type=arguments.names,
                        help=f"comma-separated, from: {', '.join(PRECISIONS)} (default: all)")  # fmt: skip
-    probe.add_argument("--layers", type=_names, help=f"comma-separated, from: {', '.join(LAYERS)} (default: all)")
+    probe.add_argument("--layers", type=arguments.names,
+                       help=f"comma-separated, from: {', '.join(LAYERS)} (default: all)")
     probe.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     probe.add_argument("--timeout", type=float, default=300.0, metavar="S",
                        help="per layer × precision worker timeout in seconds (default 300)")  # fmt: skip
@@ -48,19 +46,13 @@ def add_parsers(sub: Any, store_help: str) -> None:
     probe.add_argument("--format", default="table", choices=FORMATS, help="output format (default: table)")
 
 
-def _cpus(text: str | None) -> list[int] | None:
-    from dlbench.cli import _parse_cpus  # the run command's parser: one syntax for --cpus everywhere
-
-    return _parse_cpus(text)
-
-
 def run_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from dlbench.core.tables import print_tables
     from dlbench.probe.matrix import legend, matrix_tables
     from dlbench.probe.run import probe
     from dlbench.probe.verdict import cell_text
-    from dlbench.report.render import print_tables
     from dlbench.store import default_store_path
 
     err = Console(stderr=True, highlight=False)
@@ -70,7 +62,7 @@ def run_command(args: argparse.Namespace) -> int:
                   f"{cell_text(doc['forward'])}, backward {cell_text(doc['backward'])}", markup=False)  # fmt: skip
 
     run_id, findings = probe(args.backends, precisions=args.precisions, layers=args.layers, device=args.device,
-                             store=args.store, timeout_s=args.timeout, cpus=_cpus(args.cpus),
+                             store=args.store, timeout_s=args.timeout, cpus=arguments.cpus(args.cpus),
                              on_finding=progress)  # fmt: skip
     tables = matrix_tables(findings)
     if args.format == "json":

@@ -21,8 +21,8 @@ from dlbench.api import _parse_cpus as check_cpus
 from dlbench.api import new_run_id
 from dlbench.backends import BACKENDS, framework_modules, get_backend
 from dlbench.backends.layers import COMPILED_VARIANTS, LAYER_MODULES, layer_module
-from dlbench.cases import DEVICES, Case, MeasureConfig
-from dlbench.errors import UsageError, unknown
+from dlbench.core.cases import DEVICES, Case, MeasureConfig
+from dlbench.core.errors import UsageError, unknown
 from dlbench.measure.env import fingerprint
 from dlbench.probe.reference import LAYERS
 from dlbench.probe.verdict import DIRECTIONS, PRECISIONS, judge

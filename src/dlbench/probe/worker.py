@@ -21,7 +21,7 @@ import numpy as np
 
 from dlbench.backends.base import Backend, Unsupported
 from dlbench.backends.layers import layer_module
-from dlbench.cases import Case
+from dlbench.core.cases import Case
 from dlbench.probe.reference import LAYERS, make_arrays, reference
 from dlbench.probe.verdict import DIRECTIONS
 from dlbench.runner.worker import new_backend

@@ -14,11 +14,11 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlbench.errors import UsageError
+from dlbench.core.errors import UsageError
 
 if TYPE_CHECKING:
-    from dlbench.report.sections import Section
-    from dlbench.results import Run
+    from dlbench.core.results import Run
+    from dlbench.core.tables import Section
 
 COMMANDS = ("report", "compare")
 REPORT_FORMATS = ("html", "markdown")

@@ -20,10 +20,10 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from dlbench.errors import UsageError
+from dlbench.core.errors import UsageError
+from dlbench.core.results import Result, Run
 from dlbench.report.statistics import NOISE_FLOOR, Ratio, Timed, throughput_ratio
 from dlbench.report.tables import STATUS_TEXT
-from dlbench.results import Result, Run
 
 _WARN_FIELDS = ("hostname", "os", "python", "dlbench", "ram_bytes", "cpu.logical_cores", "cpu.allowed_cpus", "env")
 _WARN_SETTINGS = ("measure", "cpus", "isolation", "verify", "timeout_s")

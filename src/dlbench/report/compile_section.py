@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 from dlbench.compile.breakdown import KIND
 from dlbench.compile.table import RESULT_COLUMNS, findings_table, result_rows
-from dlbench.report.sections import Section, finding_runs
-from dlbench.report.tables import Table
+from dlbench.core.tables import Section, Table
+from dlbench.report.sections import finding_runs
 
 if TYPE_CHECKING:
-    from dlbench.results import Run
+    from dlbench.core.results import Run
     from dlbench.store import Store
 
 

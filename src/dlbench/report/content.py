@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dlbench._version import __version__
+from dlbench.core.results import Run
+from dlbench.core.tables import Section, Table
 from dlbench.report import recommend, seed2016, versus2016
 from dlbench.report.merge import merge_runs
 from dlbench.report.recommend import Regime, Summary
-from dlbench.report.sections import Section
-from dlbench.report.tables import Table, legend, seed_tables
-from dlbench.results import Run
+from dlbench.report.tables import legend, seed_tables
 
 
 @dataclass

@@ -3,9 +3,9 @@ and the environment (the plots are in the HTML report)."""
 
 from __future__ import annotations
 
+from dlbench.core.tables import Table, markdown_table
 from dlbench.report.content import Report, backend_settings, regime_table
-from dlbench.report.render import environment_lines, markdown_table
-from dlbench.report.tables import Table
+from dlbench.report.render import environment_lines
 
 
 def _esc(text: str) -> str:

@@ -13,12 +13,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from dlbench.backends import BACKENDS
-from dlbench.report.sections import Section, finding_runs
-from dlbench.report.tables import Table
-from dlbench.runner.memory_limit import format_size
+from dlbench.core.tables import Section, Table
+from dlbench.core.units import format_size
+from dlbench.report.sections import finding_runs
 
 if TYPE_CHECKING:
-    from dlbench.results import Run
+    from dlbench.core.results import Run
     from dlbench.store import Store
 
 KIND = "maxbatch"

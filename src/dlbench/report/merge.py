@@ -4,8 +4,8 @@ environments kept apart, and a warning when they come from different machines.""
 
 from __future__ import annotations
 
+from dlbench.core.results import Run
 from dlbench.report.tables import row_identities
-from dlbench.results import Run
 
 
 def machine_differences(runs: list[Run]) -> list[str]:

@@ -8,13 +8,12 @@ from __future__ import annotations
 import re
 from html import escape
 
+from dlbench.core.results import Run
+from dlbench.core.tables import Section, Table
 from dlbench.report import svg
 from dlbench.report.content import Report, backend_settings, flatten, regime_table
 from dlbench.report.plots import Figure, figures
-from dlbench.report.sections import Section
 from dlbench.report.statistics import NOISE_FLOOR
-from dlbench.report.tables import Table
-from dlbench.results import Run
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'none'"
 CSS = """

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from dlbench.backends import BACKENDS
+from dlbench.core.results import Result, Run
 from dlbench.report.recommend import MODE_TEXT, who
 from dlbench.report.recommend import label as backend_label
 from dlbench.report.svg import MARKERS, PALETTE, Panel, Point, Series
 from dlbench.report.tables import MIB, STATUS_TEXT, _memory_figure
-from dlbench.results import Result, Run
 
 
 @dataclass

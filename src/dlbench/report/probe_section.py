@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from dlbench.core.tables import Section
 from dlbench.probe.matrix import legend, matrix_tables
-from dlbench.report.sections import Section, finding_runs
+from dlbench.report.sections import finding_runs
 
 if TYPE_CHECKING:
-    from dlbench.results import Run
+    from dlbench.core.results import Run
     from dlbench.store import Store
 
 KIND = "probe"

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dlbench.backends import BACKENDS
-from dlbench.cases import DEVICES, MODES, split_spec
-from dlbench.errors import UsageError
-from dlbench.precisions import PRECISIONS
+from dlbench.core.cases import DEVICES, MODES, split_spec
+from dlbench.core.errors import UsageError
+from dlbench.core.precisions import PRECISIONS
+from dlbench.core.results import Result, Run
 from dlbench.report.statistics import Ratio, Timed, throughput_ratio
 from dlbench.report.tables import STATUS_TEXT, row_identities
-from dlbench.results import Result, Run
 from dlbench.workloads import WORKLOADS
 
 BAND_NAMES = {1: ["all"], 2: ["small", "large"], 3: ["small", "medium", "large"]}

@@ -9,8 +9,9 @@ import math
 import sys
 from typing import Any
 
-from dlbench.report.tables import Table, legend, seed_tables
-from dlbench.results import Run
+from dlbench.core.results import Run
+from dlbench.core.tables import markdown_table
+from dlbench.report.tables import legend, seed_tables
 
 FORMATS = ("table", "markdown", "csv", "json")
 
@@ -39,18 +40,6 @@ def environment_lines(run: Run) -> list[str]:
     return lines
 
 
-def markdown_table(table: Table) -> str:
-    def esc(text: str) -> str:
-        return text.replace("|", "\\|")
-
-    out = [f"### {table.title}", "", "| " + " | ".join(map(esc, table.columns)) + " |",
-           "|" + "|".join("---" for _ in table.columns) + "|"]  # fmt: skip
-    out += ["| " + " | ".join(esc(c) for c in row) + " |" for row in table.rows]
-    if table.notes:
-        out += [""] + [f"- {esc(n)}" for n in table.notes]
-    return "\n".join(out)
-
-
 def to_markdown(run: Run) -> str:
     parts = [f"## dlbench run {run.run_id}", "", *[f"- {line}" for line in environment_lines(run)[1:]]]
     parts += [f"- {line}" for line in legend(run)]
@@ -76,35 +65,6 @@ def to_json(run: Run) -> str:
         "results": [r.document for r in run.results],
     }  # fmt: skip
     return json.dumps(_finite(document), indent=1, allow_nan=False)
-
-
-# How the terminal shows a Table's cell classes (report.sections.CELL_CLASSES); the HTML report colours them itself.
-CELL_STYLES = {"good": "green", "info": "blue", "warn": "yellow", "bad": "bold red", "neutral": "dim"}
-
-
-def print_tables(tables: list[Table], fmt: str = "table", notes: list[str] | None = None) -> None:
-    """Print Tables with their notes (and then `notes`): `table` through rich, cell classes as colours, wide
-    enough when piped; `markdown` as Markdown. What the probe, maxbatch, compile and usability commands print."""
-    if fmt == "markdown":
-        print("\n\n".join(markdown_table(t) for t in tables))
-        for note in notes or []:
-            print(f"- {note}")
-        return
-    from rich.console import Console
-    from rich.table import Table as RichTable
-    from rich.text import Text
-
-    console = Console(width=None if sys.stdout.isatty() else 200)
-    for table in tables:
-        out = RichTable(*table.columns, title=table.title, title_justify="left")
-        for i, row in enumerate(table.rows):
-            classes = table.classes[i] if i < len(table.classes) else {}
-            out.add_row(*(Text(cell, style=CELL_STYLES.get(classes.get(j, ""), "")) for j, cell in enumerate(row)))
-        console.print(out)
-        for note in table.notes:
-            console.print(note, highlight=False, markup=False, soft_wrap=True)
-    for note in notes or []:
-        console.print(note, highlight=False, markup=False, soft_wrap=True)
 
 
 def print_run(run: Run, fmt: str, console: Any = None) -> None:

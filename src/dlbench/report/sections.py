@@ -11,17 +11,13 @@ the same way, so adding one is one module and one line here.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dlbench.report.tables import Table
+from dlbench.core.tables import Section
 
 if TYPE_CHECKING:
-    from dlbench.results import Run
+    from dlbench.core.results import Run
     from dlbench.store import Store
-
-# Cell classes a Table may give (Table.classes); page.py colours them, markdown shows the text alone.
-CELL_CLASSES = ("good", "info", "warn", "bad", "neutral")
 
 SECTION_BUILDERS: tuple[str, ...] = (
     "dlbench.report.maxbatch_section:build",
@@ -29,15 +25,6 @@ SECTION_BUILDERS: tuple[str, ...] = (
     "dlbench.report.usability_section:build",
     "dlbench.report.probe_section:build",
 )
-
-
-@dataclass
-class Section:
-    anchor: str  # HTML id, also the nav link
-    title: str
-    paragraphs: list[str] = field(default_factory=list)
-    tables: list[Table] = field(default_factory=list)
-    source_runs: list[str] = field(default_factory=list)  # the runs whose findings it shows
 
 
 def finding_runs(store: Store, runs: list[Run], kind: str) -> list[str]:

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from dlbench.cases import Case
+from dlbench.core.cases import Case
+from dlbench.core.results import Run
 from dlbench.measure.stats import summarize
-from dlbench.results import Run
 from dlbench.store import Store
 from dlbench.workloads import WORKLOADS
 

@@ -10,27 +10,14 @@ backend registry and the versions each worker reported.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from dlbench.backends import BACKENDS
-from dlbench.results import Result, Run
+from dlbench.core.results import Result, Run
+from dlbench.core.tables import Table
 
 STATUS_TEXT = {"oom": "out of memory", "unsupported": "unsupported", "error": "error", "timeout": "timeout"}
 MIB = 1024 * 1024
-
-
-@dataclass
-class Table:
-    title: str
-    columns: list[str]
-    rows: list[list[str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    # Per row: column index → the key of the case whose figure that cell shows (the HTML report marks cells
-    # with it, so a reader or a test can tell which case each figure is).
-    cases: list[dict[int, str]] = field(default_factory=list)
-    # Per row: column index → a cell class from report.sections.CELL_CLASSES (the HTML report colours the cell).
-    classes: list[dict[int, str]] = field(default_factory=list)
 
 
 def version_of(result: Result) -> str:

@@ -15,11 +15,11 @@ import re
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from dlbench.report.sections import Section, finding_runs
-from dlbench.report.tables import Table
+from dlbench.core.tables import Section, Table
+from dlbench.report.sections import finding_runs
 
 if TYPE_CHECKING:
-    from dlbench.results import Run
+    from dlbench.core.results import Run
     from dlbench.store import Store
 
 WHAT_CODE_COUNTS = (

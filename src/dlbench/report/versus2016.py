@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dlbench.backends import BACKENDS
+from dlbench.core.results import Result, Run
+from dlbench.core.tables import Table
 from dlbench.report import seed2016
 from dlbench.report.statistics import NOISE_FLOOR, Timed, throughput_ratio
-from dlbench.report.tables import MIB, STATUS_TEXT, Table, _memory_figure, framework_label
-from dlbench.results import Result, Run
+from dlbench.report.tables import MIB, STATUS_TEXT, _memory_figure, framework_label
 from dlbench.workloads import WORKLOADS
 
 MODE_TEXT = {"forward": "forward", "train": "forward + backward"}

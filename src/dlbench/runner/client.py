@@ -19,8 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dlbench.cases import Case, MeasureConfig
-from dlbench.runner.memory_limit import POLL_S, MemoryWatch, format_size, kernel_oom_kills
+from dlbench.core.cases import Case, MeasureConfig
+from dlbench.core.units import format_size
+from dlbench.runner.memory_limit import POLL_S, MemoryWatch, kernel_oom_kills
 from dlbench.runner.protocol import PROTOCOL_VERSION, ProtocolError, decode
 
 START_TIMEOUT_S = 600.0  # importing a framework on a cold disk can take minutes

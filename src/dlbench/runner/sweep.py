@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dlbench.backends import get_backend
-from dlbench.cases import Case, MeasureConfig
+from dlbench.core.cases import Case, MeasureConfig
 from dlbench.envs.select import Interpreter
 from dlbench.measure.stats import summarize
 from dlbench.runner.client import WorkerClient

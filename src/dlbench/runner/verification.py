@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlbench.cases import Case, MeasureConfig
+from dlbench.core.cases import Case, MeasureConfig
 from dlbench.runner.client import WorkerClient
 from dlbench.verify import DEFAULT_SIZES
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from dlbench.backends import BACKENDS
 from dlbench.backends.base import Backend, Unsupported
-from dlbench.cases import Case, MeasureConfig
+from dlbench.core.cases import Case, MeasureConfig
 from dlbench.measure.memory import current_rss_bytes, peak_rss_bytes, populate, reset_peak_rss, resident_file_pages
 from dlbench.measure.timing import measure
 from dlbench.runner.protocol import decode, write_message

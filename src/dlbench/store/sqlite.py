@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dlbench.cases import Case
-from dlbench.errors import UsageError
+from dlbench.core.cases import Case
+from dlbench.core.errors import UsageError
 
 SCHEMA_VERSION = 2
 

@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from dlbench.backends import get_backend
-from dlbench.cases import DEVICES, MODES, MeasureConfig
-from dlbench.errors import UsageError, unknown
-from dlbench.precisions import PRECISIONS
+from dlbench.core.cases import DEVICES, MODES, MeasureConfig
+from dlbench.core.errors import UsageError, unknown
+from dlbench.core.precisions import PRECISIONS
 from dlbench.workloads import WORKLOADS, get_workload
 
 

@@ -8,12 +8,10 @@ import json
 import sys
 from typing import Any
 
+from dlbench.core import arguments
+
 COMMANDS = ("usability",)
 FORMATS = ("table", "markdown", "json")
-
-
-def _names(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def add_parsers(sub: Any, store_help: str) -> None:
@@ -33,12 +31,13 @@ def add_parsers(sub: Any, store_help: str) -> None:
             "every finding is stored the moment it is measured; `dlbench report` shows the section."
         ),
     )
-    parser.add_argument("--backends", type=_names, help="comma-separated (default: every framework backend)")
-    parser.add_argument("--workloads", type=_names, help=f"comma-separated, from: {', '.join(SIZES)}")
-    parser.add_argument("--parts", type=_names, help=f"comma-separated, from: {', '.join(PARTS)} (default: all)")
+    parser.add_argument("--backends", type=arguments.names, help="comma-separated (default: every framework backend)")
+    parser.add_argument("--workloads", type=arguments.names, help=f"comma-separated, from: {', '.join(SIZES)}")
+    parser.add_argument("--parts", type=arguments.names,
+                        help=f"comma-separated, from: {', '.join(PARTS)} (default: all)")
     parser.add_argument(
         "--paths",
-        type=_names,
+        type=arguments.names,
         help="export paths to probe, comma-separated (default: every "
         "path of each backend: " + "; ".join(f"{b}: {', '.join(p)}" for b, p in EXPORT_PATHS.items()) + ")",
     )
@@ -76,7 +75,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps({"run_id": run_id, "usability": usability, "export": exports}, indent=1, default=str))
     else:
-        from dlbench.report.render import print_tables
+        from dlbench.core.tables import print_tables
 
         print_tables(usability_section.tables(usability, exports), args.format)
     print(f"stored as run {run_id} in {args.store or default_store_path()}", file=sys.stderr)

@@ -19,8 +19,8 @@ from typing import Any
 
 from dlbench.backends import BACKENDS, framework_modules, get_backend
 from dlbench.backends.usability import EXPORT_PATHS, PROBE_MODULES
-from dlbench.cases import Case, MeasureConfig
-from dlbench.errors import UsageError, unknown
+from dlbench.core.cases import Case, MeasureConfig
+from dlbench.core.errors import UsageError, unknown
 from dlbench.measure.env import fingerprint
 from dlbench.runner.client import WorkerClient
 from dlbench.store import Store, default_store_path

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dlbench.errors import unknown
+from dlbench.core.errors import unknown
 from dlbench.workloads.base import SizeParam, Workload
 from dlbench.workloads.lstm import LSTM
 from dlbench.workloads.vgg16 import VGG16

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from dlbench.errors import UsageError
+from dlbench.core.errors import UsageError
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from dlbench.errors import unknown
+from dlbench.core.errors import unknown
 
 # What build() returns: (step, fetch).
 Built = tuple[Callable[[], Any], Callable[[Any], dict[str, tuple[np.ndarray, str]]]]

@@ -26,7 +26,7 @@ import warnings
 from typing import Any
 
 from dlbench.backends.base import Backend
-from dlbench.cases import Case
+from dlbench.core.cases import Case
 from dlbench.workloads import get_workload
 
 # backend -> the module holding its probes (a compiled variant shares its framework's module).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dlbench.cases import Case
+from dlbench.core.cases import Case
 
 
 @dataclass(frozen=True)
