@@ -12,13 +12,11 @@ import math
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
-
-from dlbench.backends import _numpy_math
 from dlbench.backends.base import Backend
 from dlbench.core.cases import Case
 from dlbench.core.precisions import FORWARD_TOLERANCE, GRADIENT_TOLERANCE
 from dlbench.workloads import get_workload
+from dlbench.workloads.reference import reference, relative_error
 
 # Small sizes: enough to exercise every gate, every conv and pool, and fast for the float64 reference.
 DEFAULT_SIZES: dict[str, dict[str, int]] = {
@@ -27,20 +25,11 @@ DEFAULT_SIZES: dict[str, dict[str, int]] = {
 }
 
 
-def relative_error(value: np.ndarray, reference: np.ndarray) -> float:
-    value = np.asarray(value, dtype=np.float64)
-    if value.shape != reference.shape:
-        return math.inf
-    denominator = float(np.linalg.norm(reference))
-    error = float(np.linalg.norm(value - reference)) / (denominator or 1.0)
-    return error if math.isfinite(error) else math.inf
-
-
 def verify_case(case: Case, backend: Backend) -> dict[str, Any]:
     """Run the backend's forward and train steps once each and compare them with the reference."""
     workload = get_workload(case.workload)
     size = workload.size(case.size)
-    ref_out, ref_grads = _numpy_math.reference(workload, size, case.seed)
+    ref_out, ref_grads = reference(workload, size, case.seed)
 
     def fresh_step(mode: str) -> Any:
         weights, inputs = workload.make_weights(size, case.seed), workload.make_inputs(size, case.seed)

@@ -19,13 +19,13 @@ jax = pytest.importorskip("jax")
 
 import jax.numpy as jnp  # noqa: E402
 
-from dlbench.backends._numpy_math import reference  # noqa: E402
 from dlbench.backends.base import Backend, Unsupported  # noqa: E402
 from dlbench.backends.jax import JaxBackend  # noqa: E402
 from dlbench.core.cases import Case, MeasureConfig  # noqa: E402
 from dlbench.runner.sweep import sweep  # noqa: E402
 from dlbench.store import Store  # noqa: E402
 from dlbench.workloads import get_workload  # noqa: E402
+from dlbench.workloads.reference import reference  # noqa: E402
 
 SIZES: dict[str, dict[str, int]] = {
     "lstm": {"seq_len": 3, "batch": 2, "hidden": 8},

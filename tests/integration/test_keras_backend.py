@@ -24,12 +24,12 @@ if importlib.util.find_spec("keras") is None:  # find_spec, not importorskip: im
     pytest.skip("keras is not installed", allow_module_level=True)
 
 from dlbench.backends import BACKENDS  # noqa: E402
-from dlbench.backends._numpy_math import reference  # noqa: E402
 from dlbench.backends.base import Unsupported  # noqa: E402
 from dlbench.core.cases import Case, MeasureConfig  # noqa: E402
 from dlbench.runner.sweep import sweep  # noqa: E402
 from dlbench.store import Store  # noqa: E402
 from dlbench.workloads import get_workload  # noqa: E402
+from dlbench.workloads.reference import reference  # noqa: E402
 
 ENGINES = {"keras-jax": "jax", "keras-torch": "torch", "keras-tensorflow": "tensorflow"}
 SIZES: dict[str, dict[str, int]] = {

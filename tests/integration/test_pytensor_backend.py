@@ -28,13 +28,13 @@ from dlbench.backends import pytensor as backend_module  # noqa: E402
 # isort: split
 import pytensor  # noqa: E402
 
-from dlbench.backends._numpy_math import reference  # noqa: E402
 from dlbench.backends.base import Backend, Unsupported  # noqa: E402
 from dlbench.backends.pytensor import PyTensorBackend, PyTensorJaxBackend  # noqa: E402
 from dlbench.core.cases import Case, MeasureConfig  # noqa: E402
 from dlbench.runner.sweep import sweep  # noqa: E402
 from dlbench.store import Store  # noqa: E402
 from dlbench.workloads import get_workload  # noqa: E402
+from dlbench.workloads.reference import reference  # noqa: E402
 
 HAS_JAX = importlib.util.find_spec("jax") is not None
 BACKENDS = [

@@ -13,13 +13,13 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from dlbench.backends._numpy_math import reference  # noqa: E402
 from dlbench.backends.base import Backend, Unsupported  # noqa: E402
 from dlbench.backends.tensorflow import TensorFlowBackend, TensorFlowXLABackend  # noqa: E402
 from dlbench.core.cases import Case, MeasureConfig  # noqa: E402
 from dlbench.runner.sweep import sweep  # noqa: E402
 from dlbench.store import Store  # noqa: E402
 from dlbench.workloads import get_workload  # noqa: E402
+from dlbench.workloads.reference import reference  # noqa: E402
 
 BACKENDS: dict[str, type[Backend]] = {"tensorflow": TensorFlowBackend, "tensorflow-xla": TensorFlowXLABackend}
 SIZES: dict[str, dict[str, int]] = {

@@ -12,11 +12,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from dlbench.backends._numpy_math import reference  # noqa: E402
 from dlbench.backends.base import Backend, Unsupported  # noqa: E402
 from dlbench.backends.torch import TorchBackend, TorchCompileBackend  # noqa: E402
 from dlbench.core.cases import Case  # noqa: E402
 from dlbench.workloads import get_workload  # noqa: E402
+from dlbench.workloads.reference import reference  # noqa: E402
 
 SIZES: dict[str, dict[str, int]] = {
     "lstm": {"seq_len": 3, "batch": 2, "hidden": 8},

@@ -1,4 +1,4 @@
-"""The float64 reference (backends/_numpy_math.py) and the numpy backend.
+"""The float64 reference (workloads/numpy_math.py, workloads/reference.py) and the numpy backend.
 
 The reference is what `dlbench verify` holds every framework to, so it is checked against first principles:
 finite differences for the gradients, hand-written formulas for the LSTM's gate order, and a deliberately
@@ -15,12 +15,13 @@ import time
 import numpy as np
 import pytest
 
-from dlbench.backends import _numpy_math as M
 from dlbench.backends.base import Unsupported
 from dlbench.backends.numpy import NumpyBackend
 from dlbench.core.cases import Case
 from dlbench.core.precisions import FORWARD_TOLERANCE, GRADIENT_TOLERANCE
 from dlbench.workloads import get_workload
+from dlbench.workloads import numpy_math as M
+from dlbench.workloads.reference import reference
 
 TINY = {"lstm": {"seq_len": 3, "batch": 2, "hidden": 4}, "vgg16": {"batch": 1, "image": 32}}
 
@@ -43,7 +44,7 @@ def float64_arrays(workload_name: str, seed: int = 0) -> tuple[dict[str, np.ndar
 def tiny_reference(workload_name: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """reference() at the TINY size, computed once for the tests that share it (which must not modify it)."""
     workload = get_workload(workload_name)
-    return M.reference(workload, workload.size(TINY[workload_name]))
+    return reference(workload, workload.size(TINY[workload_name]))
 
 
 # -- (a) gradients against central finite differences ------------------------------------------------------
@@ -126,7 +127,7 @@ def test_reference_shapes_and_dtypes(workload_name: str) -> None:
 def test_reference_is_deterministic_and_seeded() -> None:
     workload = get_workload("lstm")
     size = workload.size(TINY["lstm"])
-    a, b, c = M.reference(workload, size, seed=0), M.reference(workload, size, seed=0), M.reference(workload, size, 1)
+    a, b, c = reference(workload, size, seed=0), reference(workload, size, seed=0), reference(workload, size, 1)
     assert np.array_equal(a[0], b[0])
     assert not np.array_equal(a[0], c[0])
 
@@ -197,7 +198,7 @@ def test_backend_agrees_with_reference(workload_name: str, precision: str) -> No
 def test_fp32_is_much_closer_than_fp16() -> None:
     """The comparison resolves precision: fp16's error is orders of magnitude above fp32's, and above zero."""
     size = {"seq_len": 5, "batch": 4, "hidden": 16}
-    ref_output, _ = M.reference(get_workload("lstm"), size)
+    ref_output, _ = reference(get_workload("lstm"), size)
     err32 = rel_error(run_backend("lstm", size, "fp32", "forward"), ref_output)  # type: ignore[arg-type]
     err16 = rel_error(run_backend("lstm", size, "fp16", "forward"), ref_output)  # type: ignore[arg-type]
     assert 0 < err32 < 1e-6 < 1e-4 < err16

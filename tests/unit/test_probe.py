@@ -12,11 +12,12 @@ import pytest
 
 from dlbench import cli
 from dlbench.probe.matrix import matrix_tables
-from dlbench.probe.reference import LAYERS, make_arrays, reference
 from dlbench.probe.verdict import TOLERANCE, judge
 from dlbench.report import probe_section
 from dlbench.report.sections import SECTION_BUILDERS
 from dlbench.store import Store
+from dlbench.workloads.layers import LAYERS, make_arrays
+from dlbench.workloads.reference import layer_reference as reference
 
 
 def ok(error: float | None, dtypes: dict[str, str], best_s: float = 1e-3, **extra: Any) -> dict[str, Any]:

@@ -27,7 +27,7 @@ NEWER_KEYWORDS = {"zip": {"strict"}, "dataclass": {"slots", "kw_only", "match_ar
 # Backend modules meant for a legacy environment (their frameworks' last releases run on Python 3.9 with NumPy 1.x).
 # The other backends' frameworks are run from dlbench's own Python here; a module of theirs that should run on 3.9
 # too joins this list.
-LEGACY_BACKENDS = ("numpy", "_numpy_math", "theano", "aesara", "_theano_api")
+LEGACY_BACKENDS = ("numpy", "theano", "aesara", "_theano_api")
 
 
 def worker_modules() -> list[Path]:

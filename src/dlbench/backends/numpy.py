@@ -1,4 +1,4 @@
-"""The NumPy backend: the workloads' math from _numpy_math, run in fp32 or fp16 on the CPU.
+"""The NumPy backend: the workloads' math from dlbench.workloads.numpy_math, run in fp32 or fp16 on the CPU.
 
 It needs no framework, so it is also the harness's own test backend: its fault-injection options make a worker
 die, hang, fail or run slow for real, which is how the runner's fault handling is tested end to end.
@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from dlbench.backends import _numpy_math
 from dlbench.backends.base import Backend, Step, Unsupported
 from dlbench.core.cases import Case
+from dlbench.workloads import numpy_math
 from dlbench.workloads.base import Workload
 
 _DTYPES: dict[str, type[np.floating[Any]]] = {"fp32": np.float32, "fp16": np.float16}
@@ -77,8 +77,8 @@ class NumpyBackend(Backend):
         if case.precision not in _DTYPES:
             have = ", ".join(_DTYPES)
             raise Unsupported(f"the numpy backend has no precision {case.precision!r} (has: {have})")
-        if workload.name not in _numpy_math.MODELS:
-            raise Unsupported(f"the numpy backend has no {workload.name!r} (has: {', '.join(_numpy_math.MODELS)})")
+        if workload.name not in numpy_math.MODELS:
+            raise Unsupported(f"the numpy backend has no {workload.name!r} (has: {', '.join(numpy_math.MODELS)})")
         self.dtype = _DTYPES[case.precision]
         name, train = workload.name, case.mode == "train"
         weights = {k: np.asarray(v, dtype=self.dtype) for k, v in weights.items()}
@@ -98,8 +98,8 @@ class NumpyBackend(Backend):
                 held = None
                 held = np.ones(hold_bytes, dtype=np.uint8)  # every page written: resident, not just reserved
             if train:
-                return _numpy_math.loss_and_grads(name, weights, inputs)
-            return _numpy_math.forward(name, weights, inputs)
+                return numpy_math.loss_and_grads(name, weights, inputs)
+            return numpy_math.forward(name, weights, inputs)
 
         return step
 

@@ -16,9 +16,9 @@ from dlbench.core import arguments
 COMMANDS = ("probe",)
 FORMATS = ("table", "markdown", "json")
 def add_parsers(sub: Any, store_help: str) -> None:
-    from dlbench.probe.reference import LAYERS
     from dlbench.probe.run import COMPILED, default_backends
     from dlbench.probe.verdict import PRECISIONS, SLOW_RATIO
+    from dlbench.workloads.layers import LAYERS
 
     probe = sub.add_parser("probe", help="the precision support matrix: backend × precision × layer, forward and "
                            "backward", description=(

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from dlbench.core.tables import Table
-from dlbench.probe.reference import LAYERS
 from dlbench.probe.verdict import DIRECTIONS, PRECISIONS, SLOW_RATIO, TOLERANCE, cell_text
+from dlbench.workloads.layers import LAYERS
 
 CELL_CLASS = {"native": "good", "upcast": "info", "slow": "warn", "wrong": "bad", "unsupported": "neutral",
               "error": "bad"}  # fmt: skip

@@ -24,11 +24,11 @@ from dlbench.backends.layers import COMPILED_VARIANTS, LAYER_MODULES, layer_modu
 from dlbench.core.cases import DEVICES, Case, MeasureConfig
 from dlbench.core.errors import UsageError, unknown
 from dlbench.measure.env import fingerprint
-from dlbench.probe.reference import LAYERS
 from dlbench.probe.verdict import DIRECTIONS, PRECISIONS, judge
 from dlbench.runner.client import WorkerClient
 from dlbench.store import Store, default_store_path
 from dlbench.suites import check_names
+from dlbench.workloads.layers import LAYERS
 
 KIND = "probe"
 TARGET = "dlbench.probe.worker:probe_layer"

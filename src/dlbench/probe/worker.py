@@ -22,10 +22,10 @@ import numpy as np
 from dlbench.backends.base import Backend, Unsupported
 from dlbench.backends.layers import layer_module
 from dlbench.core.cases import Case
-from dlbench.probe.reference import LAYERS, make_arrays, reference
 from dlbench.probe.verdict import DIRECTIONS
 from dlbench.runner.worker import new_backend
-from dlbench.verify import relative_error
+from dlbench.workloads.layers import LAYERS, make_arrays
+from dlbench.workloads.reference import layer_reference, relative_error
 
 # Exceptions that say the probe's own layer code is broken, not that the framework refused a dtype: `error`.
 _PROBE_BUGS = (NameError, KeyError, AttributeError, IndexError, AssertionError, ImportError)
@@ -84,7 +84,7 @@ def probe_layer(case: Case, backend_cls: type[Backend], layer: str, timing: dict
     module_name, variant = layer_module(case.backend)
     build = importlib.import_module(module_name).build
     arrays, cotangent = make_arrays(layer, case.seed)
-    ref_out, ref_grads = reference(layer, arrays, cotangent)
+    ref_out, ref_grads = layer_reference(layer, arrays, cotangent)
     spec = LAYERS[layer]
     result: dict[str, Any] = {"layer": layer}
     for direction in DIRECTIONS:

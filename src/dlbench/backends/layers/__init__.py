@@ -2,7 +2,7 @@
 
     build(layer, direction, arrays, cotangent, precision, device, variant) -> (step, fetch)
 
-- layer: a name from dlbench.probe.reference.LAYERS; arrays: its float32 NumPy inputs and weights (ids int64) in
+- layer: a name from dlbench.workloads.layers.LAYERS; arrays: its float32 NumPy inputs and weights (ids int64) in
   the reference's layouts; cotangent: g, the upstream gradient of the output (backward's loss is Σ output · g,
   reduced in float32).
 - precision: fp32, fp16, bf16 (inputs and weights stored in that type) or amp-fp16, amp-bf16 (float32 weights

@@ -26,7 +26,7 @@ from jax import lax  # noqa: E402
 
 from dlbench.backends.base import Unsupported  # noqa: E402
 from dlbench.backends.layers import Built  # noqa: E402
-from dlbench.probe.reference import BN_EPS, LAYERS  # noqa: E402
+from dlbench.workloads.layers import BN_EPS, LAYERS  # noqa: E402
 
 DTYPES: dict[str, Any] = {"fp32": jnp.float32, "fp16": jnp.float16, "bf16": jnp.bfloat16,
                           "amp-fp16": jnp.float16, "amp-bf16": jnp.bfloat16}  # fmt: skip

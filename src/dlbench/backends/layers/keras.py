@@ -21,7 +21,7 @@ import numpy as np
 
 from dlbench.backends.keras import _keras_device
 from dlbench.backends.layers import CHANNELS_LAST, Built
-from dlbench.probe.reference import BN_EPS, LAYERS
+from dlbench.workloads.layers import BN_EPS, LAYERS
 
 POLICIES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "amp-fp16": "mixed_float16",
             "amp-bf16": "mixed_bfloat16"}  # fmt: skip

@@ -24,7 +24,7 @@ import pytensor.tensor as pt
 from dlbench.backends.base import Unsupported
 from dlbench.backends.layers import Built
 from dlbench.backends.pytensor import _lstm, _temp_files_in_cache
-from dlbench.probe.reference import BN_EPS, LAYERS
+from dlbench.workloads.layers import BN_EPS, LAYERS
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "amp-fp16": "float16", "amp-bf16": "bfloat16"}
 

@@ -25,7 +25,7 @@ import tensorflow as tf  # noqa: E402
 
 from dlbench.backends.base import Unsupported  # noqa: E402
 from dlbench.backends.layers import CHANNELS_LAST, Built  # noqa: E402
-from dlbench.probe.reference import BN_EPS, LAYERS  # noqa: E402
+from dlbench.workloads.layers import BN_EPS, LAYERS  # noqa: E402
 
 DTYPES = {"fp32": tf.float32, "fp16": tf.float16, "bf16": tf.bfloat16, "amp-fp16": tf.float16,
           "amp-bf16": tf.bfloat16}  # fmt: skip

@@ -20,7 +20,7 @@ import torch.nn.functional as F  # noqa: N812 — PyTorch's own idiom
 
 from dlbench.backends.base import Unsupported
 from dlbench.backends.layers import Built
-from dlbench.probe.reference import BN_EPS, LAYERS
+from dlbench.workloads.layers import BN_EPS, LAYERS
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16,
           "amp-fp16": torch.float16, "amp-bf16": torch.bfloat16}  # fmt: skip

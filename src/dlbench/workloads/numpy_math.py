@@ -1,12 +1,14 @@
-"""The workloads' math in plain NumPy: forward, hand-written backward, and the float64 reference.
+"""The workloads' math in plain NumPy, once: forward and hand-written backward of every piece the workloads and
+the probe's layers are made of (LSTM, 3x3 convolution, 2x2 max-pool), and the workloads composed from them.
 
 Every function is dtype-generic: it computes in the dtype of the arrays it is given (float64 for the reference
-that `dlbench verify` compares every framework against; float32 or float16 for the numpy backend). Nothing
-here upcasts behind the caller's back, so the numpy backend's fp16 results are honestly fp16: every array is
-stored in float16 and every operation's result is rounded to float16.
+that `dlbench verify`, `dlbench probe` and the tests compare every framework against, see reference.py; float32
+or float16 for the numpy backend). Nothing here upcasts behind the caller's back, so the numpy backend's fp16
+results are honestly fp16: every array is stored in float16 and every operation's result is rounded to float16.
 
-The loss is `mean(output)` (see workloads/base.py), so the gradient that flows into the output is 1/size in
-every element. Backward passes return gradients w.r.t. the weights only: no workload needs d(input).
+The workloads' loss is `mean(output)` (see base.py), so the gradient that flows into the output is 1/size in
+every element. Backward passes return gradients w.r.t. the weights, and w.r.t. the input where asked
+(`input_grad=True`: the probe's layers differentiate their inputs too; no workload needs d(input)).
 
 Worker-side module: NumPy and the standard library only.
 """
@@ -17,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from dlbench.workloads.base import Workload
 from dlbench.workloads.vgg16 import CONFIG
 from dlbench.workloads.vgg16 import layers as vgg16_layers
 
@@ -62,9 +63,9 @@ def lstm_forward(weights: Arrays, x: np.ndarray) -> tuple[np.ndarray, Cache]:
     return hs[1:], cache
 
 
-def lstm_backward(weights: Arrays, cache: Cache, d_output: np.ndarray) -> Arrays:
+def lstm_backward(weights: Arrays, cache: Cache, d_output: np.ndarray, input_grad: bool = False) -> Arrays:
     """Full backpropagation through time. d_output: d(loss)/d(h_t) for every t, (seq_len, batch, hidden)."""
-    w_hh = weights["weight_hh"]
+    w_ih, w_hh = weights["weight_ih"], weights["weight_hh"]
     x, hs, cs, acts, tanh_cs = cache["x"], cache["hs"], cache["cs"], cache["acts"], cache["tanh_cs"]
     seq_len, batch, H = d_output.shape
     d_gates = np.empty((seq_len, batch, 4 * H), dtype=d_output.dtype)  # d(loss)/d(pre-activation gates)
@@ -84,24 +85,26 @@ def lstm_backward(weights: Arrays, cache: Cache, d_output: np.ndarray) -> Arrays
     # Both weight matrices see the same gate gradients; sum over steps and batch with one matmul each.
     flat = d_gates.reshape(seq_len * batch, 4 * H)
     d_bias = flat.sum(axis=0)
-    return {
+    grads = {
         "weight_ih": flat.T @ x.reshape(seq_len * batch, -1),
         "weight_hh": flat.T @ hs[:-1].reshape(seq_len * batch, H),
         "bias_ih": d_bias,
         "bias_hh": d_bias.copy(),
     }
+    if input_grad:
+        grads["x"] = d_gates @ w_ih  # (seq_len, batch, input)
+    return grads
 
 
 # ---------------------------------------------------------------------------------------------------------
-# VGG-16's conv body: 13 × (conv3x3, padding 1, + bias, ReLU), a 2x2/stride-2 max-pool after each block.
-# The interface is NCHW with OIHW weights (as nn.Conv2d). Inside, activations are NHWC: then the 3x3 patches
-# of im2col are plain shifted slices, each conv is one (N·H·W, C·9) @ (C·9, O) matmul, and its result is
-# already the next layer's NHWC input, with no transposes between layers. Patches are ordered (c, ky, kx),
-# the order of an OIHW weight's own memory, so the weight is used as a free (O, C·9) view, never copied.
+# 3x3 convolution (padding 1, stride 1) and 2x2/stride-2 max-pool, on NHWC activations with OIHW weights (as
+# nn.Conv2d keeps them). In NHWC the 3x3 patches of im2col are plain shifted slices, each conv is one
+# (N·H·W, C·9) @ (C·9, O) matmul, and its result is already the next layer's NHWC input. Patches are ordered
+# (c, ky, kx), the order of an OIHW weight's own memory, so the weight is used as a free (O, C·9) view.
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _im2col(x: np.ndarray) -> np.ndarray:
+def im2col(x: np.ndarray) -> np.ndarray:
     """x: (N, H, W, C) -> (N·H·W, C·9): row (n, y, x) holds the zero-padded 3x3 patch around that pixel,
     ordered (c, ky, kx)."""
     n, h, w, c = x.shape
@@ -113,8 +116,8 @@ def _im2col(x: np.ndarray) -> np.ndarray:
     return cols.reshape(n * h * w, c * 9)
 
 
-def _col2im(cols: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """The adjoint of _im2col: add each patch's gradient back onto the pixels it was copied from."""
+def col2im(cols: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The adjoint of im2col: add each patch's gradient back onto the pixels it was copied from."""
     n, h, w, c = shape
     cols = cols.reshape(n, h, w, c, 3, 3)
     padded = np.zeros((n, h + 2, w + 2, c), dtype=cols.dtype)
@@ -124,26 +127,48 @@ def _col2im(cols: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return padded[:, 1:-1, 1:-1, :]
 
 
+def conv3x3_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """x NHWC (N, H, W, C), weight OIHW (O, C, 3, 3), bias (O,) -> NHWC (N, H, W, O), before any activation."""
+    n, h, w, _ = x.shape
+    out: np.ndarray = im2col(x) @ weight.reshape(weight.shape[0], -1).T + bias
+    return out.reshape(n, h, w, -1)
+
+
+def conv3x3_backward(x: np.ndarray, weight: np.ndarray, d_out: np.ndarray, input_grad: bool = True) -> Arrays:
+    """Gradients of conv3x3_forward: {"weight", "bias"} and, with input_grad, "x" (all in the layouts given)."""
+    d_flat = d_out.reshape(-1, d_out.shape[-1])  # (N·H·W, O)
+    grads = {"weight": (d_flat.T @ im2col(x)).reshape(weight.shape), "bias": d_flat.sum(axis=0)}
+    if input_grad:
+        grads["x"] = col2im(d_flat @ weight.reshape(weight.shape[0], -1), x.shape)
+    return grads
+
+
 def _pool_windows(x: np.ndarray) -> np.ndarray:
     """(N, H, W, C) -> (N, H/2, W/2, C, 4): the four values of each 2x2 window, in row-major order."""
     n, h, w, c = x.shape
     return x.reshape(n, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 5, 2, 4).reshape(n, h // 2, w // 2, c, 4)
 
 
-def _max_pool(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """2x2/stride-2 max-pool; also returns the index (0..3) of the max within each window. On ties np.argmax
-    picks the first in row-major order, so the gradient goes to exactly one position (as cuDNN's does)."""
+def max_pool_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """2x2/stride-2 max-pool of NHWC x; also returns the index (0..3) of the max within each window. On ties
+    np.argmax picks the first in row-major order, so the gradient goes to exactly one position (as cuDNN's does)."""
     windows = _pool_windows(x)
     index = windows.argmax(axis=-1)
     return np.take_along_axis(windows, index[..., None], axis=-1)[..., 0], index
 
 
-def _max_pool_backward(d_out: np.ndarray, index: np.ndarray) -> np.ndarray:
+def max_pool_backward(d_out: np.ndarray, index: np.ndarray) -> np.ndarray:
     n, h2, w2, c = d_out.shape
     d_windows = np.zeros((n, h2, w2, c, 4), dtype=d_out.dtype)
     np.put_along_axis(d_windows, index[..., None], d_out[..., None], axis=-1)
     # Undo _pool_windows: (n, y2, x2, c, dy, dx) -> (n, y2, dy, x2, dx, c) -> (N, H, W, C).
     return d_windows.reshape(n, h2, w2, c, 2, 2).transpose(0, 1, 4, 2, 5, 3).reshape(n, 2 * h2, 2 * w2, c)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# VGG-16's conv body: 13 × (conv3x3, padding 1, + bias, ReLU), a 2x2/stride-2 max-pool after each block.
+# NCHW at its interface (as the workload's input and output), NHWC inside.
+# ---------------------------------------------------------------------------------------------------------
 
 
 def _vgg16_plan() -> list[tuple[str, bool]]:
@@ -163,15 +188,12 @@ def vgg16_forward(weights: Arrays, x: np.ndarray) -> tuple[np.ndarray, Cache]:
     act = x.transpose(0, 2, 3, 1)  # NHWC
     steps: list[dict[str, Any]] = []
     for name, pool_after in _vgg16_plan():
-        weight, bias = weights[f"{name}.weight"], weights[f"{name}.bias"]
-        n, h, w, _ = act.shape
         # Keep the layer's input, not its 9x larger im2col matrix: backward rebuilds that (a copy, no math).
         step: dict[str, Any] = {"name": name, "input": act}
-        matrix = weight.reshape(weight.shape[0], -1)  # (O, C·9)
-        act = np.maximum(_im2col(act) @ matrix.T + bias, 0).reshape(n, h, w, -1)
+        act = np.maximum(conv3x3_forward(act, weights[f"{name}.weight"], weights[f"{name}.bias"]), 0)
         step["relu_out"] = act
         if pool_after:
-            act, step["pool_index"] = _max_pool(act)
+            act, step["pool_index"] = max_pool_forward(act)
         steps.append(step)
     return act.transpose(0, 3, 1, 2), {"steps": steps}
 
@@ -181,21 +203,20 @@ def vgg16_backward(weights: Arrays, cache: Cache, d_output: np.ndarray) -> Array
     grads: Arrays = {}
     d_act = d_output.transpose(0, 2, 3, 1)
     for step in reversed(cache["steps"]):
-        name, layer_input = step["name"], step["input"]
+        name = step["name"]
         if "pool_index" in step:
-            d_act = _max_pool_backward(d_act, step["pool_index"])
+            d_act = max_pool_backward(d_act, step["pool_index"])
         # ReLU passes the gradient where its output is positive (at exactly 0 the derivative is taken as 0).
-        d_pre = (d_act * (step["relu_out"] > 0)).reshape(-1, d_act.shape[-1])  # (N·H·W, O)
-        weight = weights[f"{name}.weight"]
-        grads[f"{name}.weight"] = (d_pre.T @ _im2col(layer_input)).reshape(weight.shape)
-        grads[f"{name}.bias"] = d_pre.sum(axis=0)
-        if name != "conv1_1":  # no one needs the gradient w.r.t. the image
-            d_act = _col2im(d_pre @ weight.reshape(weight.shape[0], -1), layer_input.shape)
+        d_pre = d_act * (step["relu_out"] > 0)
+        # No one needs the gradient w.r.t. the image.
+        layer = conv3x3_backward(step["input"], weights[f"{name}.weight"], d_pre, input_grad=name != "conv1_1")
+        grads[f"{name}.weight"], grads[f"{name}.bias"] = layer["weight"], layer["bias"]
+        d_act = layer.get("x", d_act)
     return grads
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Dispatch by workload name, loss = mean(output), and the float64 reference.
+# Dispatch by workload name, and loss = mean(output).
 # ---------------------------------------------------------------------------------------------------------
 
 # Workload name -> (forward, backward). The numpy backend supports exactly these workloads.
@@ -224,21 +245,18 @@ def loss_and_grads(workload_name: str, weights: Arrays, inputs: Arrays) -> tuple
     return output, backward_fn(weights, cache, d_output)
 
 
-def reference(workload: Workload, size: dict[str, int], seed: int = 0) -> tuple[np.ndarray, Arrays]:
-    """The float64 reference: the workload's own float32 weights and inputs, upcast exactly to float64."""
-    size = workload.size(size)
-    weights = {k: v.astype(np.float64) for k, v in workload.make_weights(size, seed).items()}
-    inputs = {k: v.astype(np.float64) for k, v in workload.make_inputs(size, seed).items()}
-    return loss_and_grads(workload.name, weights, inputs)
-
-
 __all__ = [
     "MODELS",
+    "col2im",
+    "conv3x3_backward",
+    "conv3x3_forward",
     "forward",
+    "im2col",
     "loss_and_grads",
     "lstm_backward",
     "lstm_forward",
-    "reference",
+    "max_pool_backward",
+    "max_pool_forward",
     "sigmoid",
     "vgg16_backward",
     "vgg16_forward",

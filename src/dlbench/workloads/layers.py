@@ -1,18 +1,18 @@
-"""The probe's layers, framework-neutral: shapes, seeded NumPy inputs and weights, and the float64 reference for
-the forward output and the backward gradients. Every framework's layer (backends/layers/) computes these same
-functions from these same arrays.
+"""Single layers, framework-neutral, for `dlbench probe`: shapes, seeded NumPy inputs and weights, and the math of
+each layer's forward output and backward gradients (the float64 reference is reference.layer_reference). Every
+framework's layers (backends/<framework>/layers.py) compute these same functions from these same arrays.
 
 Backward is the gradient of loss = Σ output · g (g: a fixed seeded cotangent of the output's shape, the loss
 reduced in float32 by the frameworks) with respect to the layer's float inputs and every parameter: a
 vector-Jacobian product, so softmax and batch-norm get gradients that are not zero by symmetry (as mean(output)
-would give them).
+would give them). The LSTM, the 3x3 convolution and the max-pool are the workloads' own math (numpy_math.py).
 
 Shapes are small enough for a 2-core CPU yet large enough that the arithmetic, not the framework's per-call
-overhead, dominates an fp32 step (0.1-1 ms and more on that CPU: see SHAPES below and the README), so that a
+overhead, dominates an fp32 step (0.1-1 ms and more on that CPU: see the shapes below and the README), so that a
 10x ratio against fp32 means a slow kernel, not a slow dispatcher.
 
 Layouts are PyTorch's (NCHW images, OIHW conv weights, (out, in) linear weights, time-major LSTM with gates
-i, f, g, o): backends/layers/* convert to their framework's layout when they build and back when they fetch.
+i, f, g, o): each framework's layers convert to their framework's layout when they build and back when they fetch.
 Worker-side module: NumPy and the standard library only.
 """
 
@@ -20,12 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from dlbench.workloads import numpy_math
+
 Arrays = dict[str, np.ndarray]
 BN_EPS = 1e-5
+_NHWC, _NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
 
 
 @dataclass(frozen=True)
@@ -63,14 +65,7 @@ def _linear_backward(a: Arrays, g: np.ndarray) -> Arrays:
     return {"x": g @ a["weight"], "weight": g.T @ a["x"], "bias": g.sum(0)}
 
 
-# -- conv2d: 3x3, padding 1, stride 1, NCHW / OIHW ------------------------------------------------------------
-
-
-def _im2col(x: np.ndarray) -> np.ndarray:
-    """(N, C, H, W) -> (N, H, W, C, 3, 3): every output position's 3x3 window of the zero-padded input."""
-    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(2, 3))  # (N, C, H, W, 3, 3)
-    return windows.transpose(0, 2, 3, 1, 4, 5)
+# -- conv2d: 3x3, padding 1, stride 1, NCHW / OIHW: the workloads' conv on NHWC, transposed at its edges ---------
 
 
 def _conv_make(rng: np.random.Generator) -> Arrays:
@@ -79,16 +74,12 @@ def _conv_make(rng: np.random.Generator) -> Arrays:
 
 
 def _conv_forward(a: Arrays) -> np.ndarray:
-    out: np.ndarray = np.einsum("nhwcij,ocij->nohw", _im2col(a["x"]), a["weight"], optimize=True)
-    return out + a["bias"][None, :, None, None]
+    return numpy_math.conv3x3_forward(a["x"].transpose(_NHWC), a["weight"], a["bias"]).transpose(_NCHW)
 
 
 def _conv_backward(a: Arrays, g: np.ndarray) -> Arrays:
-    x, w = a["x"], a["weight"]
-    d_weight = np.einsum("nhwcij,nohw->ocij", _im2col(x), g, optimize=True)
-    # d_x is the full correlation of g with the 180°-rotated kernel, channels swapped: a 3x3 "same" conv again.
-    d_x = np.einsum("nhwoij,ocij->nchw", _im2col(g), w[:, :, ::-1, ::-1], optimize=True)
-    return {"x": d_x, "weight": d_weight, "bias": g.sum((0, 2, 3))}
+    grads = numpy_math.conv3x3_backward(a["x"].transpose(_NHWC), a["weight"], g.transpose(_NHWC))
+    return {**grads, "x": grads["x"].transpose(_NCHW)}
 
 
 # -- lstm: one layer, zero initial state, time-major (seq, batch, hidden), gates i, f, g, o --------------------
@@ -101,53 +92,13 @@ def _lstm_make(rng: np.random.Generator) -> Arrays:
             "bias_hh": _normal(rng, (4 * h,), 0.1)}  # fmt: skip
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
-
-
-def _lstm_steps(a: Arrays) -> tuple[np.ndarray, list[tuple[Any, ...]]]:
-    x, w_ih, w_hh = a["x"], a["weight_ih"], a["weight_hh"]
-    seq, batch, _ = x.shape
-    hidden = w_hh.shape[1]
-    h = np.zeros((batch, hidden), x.dtype)
-    c = np.zeros((batch, hidden), x.dtype)
-    out, saved = [], []
-    for t in range(seq):
-        gates = x[t] @ w_ih.T + a["bias_ih"] + h @ w_hh.T + a["bias_hh"]
-        i, f = _sigmoid(gates[:, :hidden]), _sigmoid(gates[:, hidden : 2 * hidden])
-        gg, o = np.tanh(gates[:, 2 * hidden : 3 * hidden]), _sigmoid(gates[:, 3 * hidden :])
-        c_prev, h_prev = c, h
-        c = f * c_prev + i * gg
-        h = o * np.tanh(c)
-        saved.append((h_prev, c_prev, i, f, gg, o, c))
-        out.append(h)
-    return np.stack(out), saved
-
-
 def _lstm_forward(a: Arrays) -> np.ndarray:
-    return _lstm_steps(a)[0]
+    return numpy_math.lstm_forward(a, a["x"])[0]
 
 
 def _lstm_backward(a: Arrays, g: np.ndarray) -> Arrays:
-    _, saved = _lstm_steps(a)
-    x, w_ih, w_hh = a["x"], a["weight_ih"], a["weight_hh"]
-    grads = {k: np.zeros_like(a[k]) for k in ("x", "weight_ih", "weight_hh", "bias_ih")}
-    dh_next = np.zeros_like(saved[0][0])
-    dc_next = np.zeros_like(saved[0][1])
-    for t in reversed(range(x.shape[0])):
-        h_prev, c_prev, i, f, gg, o, c = saved[t]
-        dh = g[t] + dh_next
-        tanh_c = np.tanh(c)
-        dc = dc_next + dh * o * (1 - tanh_c**2)
-        d_gates = np.concatenate([dc * gg * i * (1 - i), dc * c_prev * f * (1 - f), dc * i * (1 - gg**2),
-                                  dh * tanh_c * o * (1 - o)], axis=1)  # fmt: skip
-        grads["x"][t] = d_gates @ w_ih
-        grads["weight_ih"] += d_gates.T @ x[t]
-        grads["weight_hh"] += d_gates.T @ h_prev
-        grads["bias_ih"] += d_gates.sum(0)
-        dh_next, dc_next = d_gates @ w_hh, dc * f
-    grads["bias_hh"] = grads["bias_ih"].copy()
-    return grads
+    _, cache = numpy_math.lstm_forward(a, a["x"])
+    return numpy_math.lstm_backward(a, cache, g, input_grad=True)
 
 
 # -- batchnorm: training mode (batch statistics over N, H, W per channel), eps 1e-5 ---------------------------
@@ -240,7 +191,7 @@ def _embedding_backward(a: Arrays, g: np.ndarray) -> Arrays:
     return {"weight": d_weight}
 
 
-# -- max-pool 2x2, stride 2, NCHW -------------------------------------------------------------------------------
+# -- max-pool 2x2, stride 2, NCHW: the workloads' pool on NHWC, transposed at its edges --------------------------
 
 
 def _pool_make(rng: np.random.Generator) -> Arrays:
@@ -253,21 +204,13 @@ def _pool_make(rng: np.random.Generator) -> Arrays:
     return {"x": (x / 16).astype(np.float32)}
 
 
-def _pool_windows(x: np.ndarray) -> np.ndarray:
-    n, c, h, w = x.shape
-    return x.reshape(n, c, h // 2, 2, w // 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, h // 2, w // 2, 4)
-
-
 def _pool_forward(a: Arrays) -> np.ndarray:
-    out: np.ndarray = _pool_windows(a["x"]).max(-1)
-    return out
+    return numpy_math.max_pool_forward(a["x"].transpose(_NHWC))[0].transpose(_NCHW)
 
 
 def _pool_backward(a: Arrays, g: np.ndarray) -> Arrays:
-    windows = _pool_windows(a["x"])
-    routed = (windows == windows.max(-1, keepdims=True)) * g[..., None]  # one max per window (see _pool_make)
-    n, c, h, w = a["x"].shape
-    return {"x": routed.reshape(n, c, h // 2, w // 2, 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, h, w)}
+    _, index = numpy_math.max_pool_forward(a["x"].transpose(_NHWC))
+    return {"x": numpy_math.max_pool_backward(g.transpose(_NHWC), index).transpose(_NCHW)}
 
 
 LAYERS: dict[str, LayerSpec] = {
@@ -293,17 +236,18 @@ LAYERS: dict[str, LayerSpec] = {
 }  # fmt: skip
 
 
+def widened(arrays: Arrays) -> Arrays:
+    """The arrays with every float one in float64 (integer ids kept): the reference's inputs."""
+    return {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in arrays.items()}
+
+
 def make_arrays(layer: str, seed: int = 0) -> tuple[Arrays, np.ndarray]:
     """The layer's inputs and weights (float32, ids int64) and the cotangent g of its output, from `seed`."""
     spec = LAYERS[layer]
     rng = np.random.default_rng([seed, list(LAYERS).index(layer)])
     arrays = spec.make(rng)
-    out = spec.forward({k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in arrays.items()})
+    out = spec.forward(widened(arrays))
     return arrays, _normal(rng, out.shape)
 
 
-def reference(layer: str, arrays: Arrays, cotangent: np.ndarray) -> tuple[np.ndarray, Arrays]:
-    """The float64 forward output and gradients of the layer at these (float32) arrays."""
-    spec = LAYERS[layer]
-    wide = {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in arrays.items()}
-    return spec.forward(wide), spec.backward(wide, cotangent.astype(np.float64))
+__all__ = ["BN_EPS", "LAYERS", "LayerSpec", "make_arrays", "widened"]
