@@ -18,14 +18,12 @@ import tempfile
 from pathlib import Path
 
 import dlbench
-from dlbench.backends import BACKENDS
+from dlbench.backends import BACKENDS, FRAMEWORKS
 
 HERE = Path(__file__).parent
-# dlbench backend -> the bare script that a user of that framework would write
-BARE = {
-    "torch": "torch", "tensorflow": "tensorflow", "jax": "jax", "pytensor": "pytensor",
-    "keras-jax": "keras",
-}  # fmt: skip
+# dlbench backend -> the bare script that a user of that framework would write: each framework's own (its registry
+# entry's `bare`), against the framework's first backend (torch, tensorflow, jax, pytensor, keras-jax).
+BARE = {f.backends[0].name: f.bare.removesuffix(".py") for f in FRAMEWORKS if f.bare}
 SIZE = {"seq_len": [30], "batch": [32], "hidden": [128]}
 
 

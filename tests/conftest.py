@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,3 +52,25 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture
 def store_path(tmp_path: Path) -> Path:
     return tmp_path / "results.sqlite"
+
+
+@pytest.fixture
+def sweep_cases(store_path: Path) -> Any:
+    """Run cases through a real runner session into a run of their own in `store_path`; returns the stored result
+    documents in plan order. What `dlbench run` does, without a suite."""
+    from dlbench.runner.session import open_run, placement
+    from dlbench.runner.sweep import sweep
+    from dlbench.store import Store
+
+    def run(plan: list[Any], config: Any, timeout_s: float, isolation: str = "fork", memory_limit: int | None = None,
+            verify: bool = False, on_event: Any = None) -> list[dict[str, Any]]:  # fmt: skip
+        session = open_run(store_path, "test", plan, {}, placement(isolation=isolation, memory_limit=memory_limit))
+        with session:
+            sweep(session, plan, config, timeout_s, on_event, verify=verify)
+        store = Store(store_path, create=False)
+        try:
+            return store.results(str(session.run_id))
+        finally:
+            store.close()
+
+    return run

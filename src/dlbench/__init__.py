@@ -1,10 +1,13 @@
 """dlbench: the 2016 Torch vs TensorFlow vs Theano study, re-run on today's frameworks, honestly measured.
 
     import dlbench
-    run = dlbench.run("quick", backends=["torch", "numpy"])
+    plan = dlbench.plan("quick", backends=["torch", "numpy"])   # validated: the cases and the settings
+    run = dlbench.run(plan)                                      # or dlbench.run("quick", backends=[...])
     run.to_dataframe()
 
-The public names load lazily, so a worker process (which imports `dlbench.runner.worker`, maybe in another
+The other commands' Python APIs are their features' `api` modules: dlbench.verify.api, dlbench.probe.api,
+dlbench.maxbatch.api, dlbench.compile.api, dlbench.usability.api, dlbench.envs.api (each with a `run` function but
+envs). The public names load lazily, so a worker process (which imports `dlbench.runner.worker`, maybe in another
 Python environment) pays for none of the parent's modules.
 """
 
@@ -15,14 +18,25 @@ from typing import TYPE_CHECKING, Any
 from dlbench._version import __version__
 
 if TYPE_CHECKING:
-    from dlbench.api import Interrupted, default_suite, list_runs, load_run, plan_cases, run
     from dlbench.core.cases import Case, MeasureConfig
     from dlbench.core.errors import UsageError
     from dlbench.core.results import Result, Run
+    from dlbench.runs.api import (
+        Interrupted,
+        Plan,
+        RunSettings,
+        default_suite,
+        list_runs,
+        load_run,
+        plan,
+        plan_cases,
+        run,
+    )
 
 _LAZY = {
-    "Interrupted": "dlbench.api", "default_suite": "dlbench.api", "list_runs": "dlbench.api",
-    "load_run": "dlbench.api", "plan_cases": "dlbench.api", "run": "dlbench.api",
+    "Interrupted": "dlbench.runs.api", "Plan": "dlbench.runs.api", "RunSettings": "dlbench.runs.api",
+    "default_suite": "dlbench.runs.api", "list_runs": "dlbench.runs.api", "load_run": "dlbench.runs.api",
+    "plan": "dlbench.runs.api", "plan_cases": "dlbench.runs.api", "run": "dlbench.runs.api",
     "Case": "dlbench.core.cases", "MeasureConfig": "dlbench.core.cases", "UsageError": "dlbench.core.errors",
     "Result": "dlbench.core.results", "Run": "dlbench.core.results",
 }  # fmt: skip
@@ -31,13 +45,16 @@ __all__ = [
     "Case",
     "Interrupted",
     "MeasureConfig",
+    "Plan",
     "Result",
     "Run",
+    "RunSettings",
     "UsageError",
     "__version__",
     "default_suite",
     "list_runs",
     "load_run",
+    "plan",
     "plan_cases",
     "run",
 ]

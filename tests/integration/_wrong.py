@@ -18,7 +18,7 @@ import numpy as np
 from dlbench.backends import BACKENDS
 from dlbench.backends.base import Backend
 from dlbench.core.cases import Case
-from dlbench.verify import DEFAULT_SIZES, verify_case
+from dlbench.runner.verification import DEFAULT_SIZES, verify_case
 
 
 class Wrong(Backend):

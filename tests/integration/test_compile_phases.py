@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from dlbench.cli import main
-from dlbench.compile.breakdown import KIND
+from dlbench.compile.api import KIND
 from dlbench.core.cases import Case, MeasureConfig
 from dlbench.store import Store
 
@@ -30,7 +30,7 @@ HAS_PYTENSOR = importlib.util.find_spec("pytensor") is not None
 def test_jax_times_its_stages_within_the_first_step_and_compiles_once() -> None:
     import jax
 
-    from dlbench.backends.jax import JaxBackend
+    from dlbench.backends.jax.backend import JaxBackend
     from dlbench.runner.worker import run_case
     from dlbench.workloads import get_workload
 

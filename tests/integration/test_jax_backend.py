@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import weakref
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,10 +19,8 @@ jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
 
 from dlbench.backends.base import Backend, Unsupported  # noqa: E402
-from dlbench.backends.jax import JaxBackend  # noqa: E402
+from dlbench.backends.jax.backend import JaxBackend  # noqa: E402
 from dlbench.core.cases import Case, MeasureConfig  # noqa: E402
-from dlbench.runner.sweep import sweep  # noqa: E402
-from dlbench.store import Store  # noqa: E402
 from dlbench.workloads import get_workload  # noqa: E402
 from dlbench.workloads.reference import reference  # noqa: E402
 
@@ -139,7 +136,7 @@ def test_xla_cpu_threads_follow_the_cpu_affinity() -> None:
     # as the pool is made once, when jax's CPU backend starts.
     code = (
         "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
-        "from dlbench.backends.jax import JaxBackend\n"
+        "from dlbench.backends.jax.backend import JaxBackend\n"
         "from dlbench.core.cases import Case\n"
         "from dlbench.workloads import get_workload\n"
         "wl = get_workload('lstm'); size = wl.size({'seq_len': 2, 'batch': 2, 'hidden': 8})\n"
@@ -196,14 +193,11 @@ def test_classify_reads_jaxs_own_errors() -> None:
 
 
 @pytest.mark.parametrize("isolation", ["fork", "spawn"])
-def test_cases_run_in_real_workers(store_path: Path, isolation: str) -> None:
+def test_cases_run_in_real_workers(sweep_cases: Any, isolation: str) -> None:
     # "fork": the serving process imports jax (which starts no backend), then forks each case.
     plan = [Case("lstm", SIZES["lstm"], "jax", "fp32", mode) for mode in ("forward", "train")]
-    store = Store(store_path)
-    store.create_run("r", "jax", plan, {}, {})
     config = MeasureConfig(min_time_s=0.0, min_iters=2, max_time_s=0.5, warmup_iters=0)
-    sweep(store, "r", plan, config, timeout_s=120, isolation=isolation)
-    results = store.results("r")
+    results = sweep_cases(plan, config, timeout_s=120, isolation=isolation)
     assert [doc["status"] for doc in results] == ["ok", "ok"], results
     for doc in results:
         assert doc["settings"]["platform"] == "cpu" and doc["versions"]["jax"] == jax.__version__

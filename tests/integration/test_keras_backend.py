@@ -14,7 +14,6 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,8 +25,6 @@ if importlib.util.find_spec("keras") is None:  # find_spec, not importorskip: im
 from dlbench.backends import BACKENDS  # noqa: E402
 from dlbench.backends.base import Unsupported  # noqa: E402
 from dlbench.core.cases import Case, MeasureConfig  # noqa: E402
-from dlbench.runner.sweep import sweep  # noqa: E402
-from dlbench.store import Store  # noqa: E402
 from dlbench.workloads import get_workload  # noqa: E402
 from dlbench.workloads.reference import reference  # noqa: E402
 
@@ -62,7 +59,7 @@ def rel_error(actual: np.ndarray, expected: np.ndarray) -> float:
 
 def _check_backend(name: str) -> dict[str, Any]:
     """Run in a fresh process: every check of one Keras backend, as a JSON-able report."""
-    import dlbench.backends.keras as module
+    import dlbench.backends.keras.engines as module
 
     # The registry's way in: the name lookup imports Keras on this backend's engine.
     cls = BACKENDS[name].load()
@@ -215,7 +212,9 @@ def test_settings_record_engine_compilation_layout_and_threads(name: str) -> Non
         assert lstm["compiled"] == "eager" and lstm["torch_threads"] == 1
     else:
         assert lstm["compiled"] == "tf.function(jit_compile=False)"  # Keras' own rule: no XLA on CPU
-        assert lstm["intra_op_threads"] == lstm["inter_op_threads"] == 1
+        # TF's own settings, read by the tensorflow backends' helpers, under the tensorflow backend's names.
+        assert lstm["intra_op_parallelism_threads"] == lstm["inter_op_parallelism_threads"] == 1
+        assert lstm["threads_applied"] is True and "onednn" in lstm
     assert list(found["versions"])[:2] == ["keras", ENGINES[name]]
 
 
@@ -248,16 +247,13 @@ def test_refuses_what_it_cannot_do(name: str) -> None:
 
 
 @pytest.mark.slow
-def test_cases_run_in_real_forked_workers(store_path: Path) -> None:
+def test_cases_run_in_real_forked_workers(sweep_cases: Any) -> None:
     # "fork": each serving process imports Keras on its engine once (the registry's name lookup), then forks a
     # child per case. A Keras import in the child, or an engine started before the fork, would show here.
     names = [n for n in ENGINES if BACKENDS[n].available()[0]]
     plan = [Case("lstm", SIZES["lstm"], name, "fp32", "forward") for name in names]
-    store = Store(store_path)
-    store.create_run("r", "keras", plan, {}, {})
     config = MeasureConfig(min_time_s=0.0, min_iters=2, max_time_s=0.5, warmup_iters=0)
-    sweep(store, "r", plan, config, timeout_s=180, isolation="fork")
-    results = store.results("r")
+    results = sweep_cases(plan, config, timeout_s=180, isolation="fork")
     assert [doc["status"] for doc in results] == ["ok"] * len(plan), results
     for doc in results:
         assert doc["settings"]["keras_backend"] == ENGINES[doc["case"]["backend"]]

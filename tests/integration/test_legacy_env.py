@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlbench import api, envs
 from dlbench.cli import main
-from dlbench.report.tables import lstm_table
+from dlbench.envs import api as envs
+from dlbench.runner.interpreters import interpreter_packages
+from dlbench.runs import api
+from dlbench.runs.tables import lstm_table
 
 pytestmark = pytest.mark.slow
 LEGACY_NUMPY = "1.23.5"
@@ -44,7 +46,7 @@ def legacy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def test_env_holds_the_legacy_numpy(legacy: Path, capsys: pytest.CaptureFixture[str]) -> None:
     env = envs.get_env("legacy")
-    assert env.packages()["numpy"] == LEGACY_NUMPY
+    assert interpreter_packages(str(env.python))["numpy"] == LEGACY_NUMPY
     if OLDEST_PYTHON:  # the worker side then really runs on Python 3.9 in the tests below
         assert env.python_version.startswith("3.9."), env
     assert main(["envs", "list"]) == 0

@@ -5,6 +5,7 @@ search finds the batch that runs while the next does not."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,6 @@ from dlbench.cli import main
 from dlbench.core.cases import Case, MeasureConfig
 from dlbench.maxbatch import api as maxbatch
 from dlbench.runner import client
-from dlbench.runner.sweep import sweep
 from dlbench.store import Store
 
 SIZE = {"seq_len": 2, "batch": 4, "hidden": 8}
@@ -22,15 +22,12 @@ PER_SAMPLE_MIB = 64
 
 
 @pytest.mark.parametrize("isolation", ["fork", "spawn"])
-def test_a_worker_past_the_memory_limit_is_killed_and_recorded_as_oom(store_path: Path, isolation: str) -> None:
+def test_a_worker_past_the_memory_limit_is_killed_and_recorded_as_oom(sweep_cases: Any, isolation: str) -> None:
     fits = Case("lstm", SIZE, "numpy", "fp32", "forward", options={"hold_mib_per_sample": 16})  # 64 MiB
     too_big = Case("lstm", SIZE, "numpy", "fp32", "forward", options={"hold_mib_per_sample": 256})  # 1 GiB
     plan = [too_big, fits]
-    store = Store(store_path)
-    store.create_run("r", "cap", plan, {}, {})
     config = MeasureConfig(min_time_s=0.0, min_iters=2, max_time_s=0.5, warmup_iters=0)
-    sweep(store, "r", plan, config, timeout_s=60, isolation=isolation, memory_limit=LIMIT)
-    killed, ran = (doc for doc in store.results("r"))
+    killed, ran = sweep_cases(plan, config, timeout_s=60, isolation=isolation, memory_limit=LIMIT)
     assert killed["status"] == "oom", killed["error"]
     assert killed["error"].startswith("killed by dlbench at the --memory-limit of 640 MiB (RSS reached ")
     assert killed["memory_watch"]["peak_rss_bytes"] >= LIMIT and killed["memory_watch"]["limit_bytes"] == LIMIT
@@ -40,17 +37,14 @@ def test_a_worker_past_the_memory_limit_is_killed_and_recorded_as_oom(store_path
 
 
 def test_a_case_that_crosses_the_limit_between_the_watchers_samples_is_still_oom(
-    store_path: Path, monkeypatch: pytest.MonkeyPatch
+    sweep_cases: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The watcher samples (every POLL_S); a case can cross the cap and finish between two samples, the more so on
     a loaded machine. Its own exact high-water mark then decides: over the cap is oom, not a fit."""
     monkeypatch.setattr(client, "POLL_S", 3600.0)  # one sample at the start, none after: the race, made certain
     too_big = Case("lstm", SIZE, "numpy", "fp32", "forward", options={"hold_mib_per_sample": 256})  # 1 GiB
-    store = Store(store_path)
-    store.create_run("r", "cap", [too_big], {}, {})
     config = MeasureConfig(min_time_s=0.0, min_iters=1, max_time_s=0.5, warmup_iters=0)
-    sweep(store, "r", [too_big], config, timeout_s=60, isolation="fork", memory_limit=LIMIT)
-    (doc,) = store.results("r")
+    (doc,) = sweep_cases([too_big], config, timeout_s=60, isolation="fork", memory_limit=LIMIT)
     assert doc["status"] == "oom", doc
     assert doc["error"].startswith("exceeded the --memory-limit of 640 MiB between the watcher's samples")
     assert doc["memory"]["rss_peak_bytes"] >= 1024 * MIB > doc["memory_watch"]["peak_rss_bytes"]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from dlbench import cli
-from dlbench.probe.run import probe
-from dlbench.report import probe_section
+from dlbench.probe import api as probe_api
+from dlbench.probe import section as probe_section
 from dlbench.store import Store
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ def test_torch_fp32_is_native_and_fp16_conv_on_cpu_is_slow(store_path: Path) -> 
     pytest.importorskip("torch")
     # One CPU: on a busy machine a 2-thread fp32 kernel stalls on its descheduled thread (fp32 then looks slow).
     cpu = min(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
-    run_id, findings = probe(["torch"], precisions=["fp16"], layers=["linear", "conv2d"], store=store_path,
+    run_id, findings = probe_api.run(["torch"], precisions=["fp16"], layers=["linear", "conv2d"], store=store_path,
                              timing=FAST, cpus=[cpu])  # fmt: skip
     by = {(f["precision"], f["layer"]): f for f in findings}
     assert sorted(by) == [("fp16", "conv2d"), ("fp16", "linear"), ("fp32", "conv2d"), ("fp32", "linear")]

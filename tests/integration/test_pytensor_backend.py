@@ -23,16 +23,14 @@ if importlib.util.find_spec("pytensor") is None:
     pytest.skip("pytensor is not installed", allow_module_level=True)
 
 # Before pytensor itself: the backend module sets PYTENSOR_FLAGS (cache, BLAS), read when pytensor loads.
-from dlbench.backends import pytensor as backend_module  # noqa: E402
+from dlbench.backends.pytensor import backend as backend_module  # noqa: E402
 
 # isort: split
 import pytensor  # noqa: E402
 
 from dlbench.backends.base import Backend, Unsupported  # noqa: E402
-from dlbench.backends.pytensor import PyTensorBackend, PyTensorJaxBackend  # noqa: E402
+from dlbench.backends.pytensor.backend import PyTensorBackend, PyTensorJaxBackend  # noqa: E402
 from dlbench.core.cases import Case, MeasureConfig  # noqa: E402
-from dlbench.runner.sweep import sweep  # noqa: E402
-from dlbench.store import Store  # noqa: E402
 from dlbench.workloads import get_workload  # noqa: E402
 from dlbench.workloads.reference import reference  # noqa: E402
 
@@ -208,7 +206,7 @@ def test_jax_mode_leaves_no_temporary_files(tmp_path: Path, monkeypatch: pytest.
 
 def _cache_settings(env: dict[str, str]) -> list[str]:
     code = (
-        "from dlbench.backends import pytensor as m; import pytensor\n"
+        "from dlbench.backends.pytensor import backend as m; import pytensor\n"
         "print(m.CACHE_DIR); print(pytensor.config.base_compiledir)"
     )
     ours = ("DLBENCH_CACHE_DIR", "XDG_CACHE_HOME", "PYTENSOR_FLAGS")
@@ -234,15 +232,12 @@ def test_the_compile_cache_is_dlbenchs_and_the_user_may_move_it(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("backend", "isolation"), [("pytensor", "fork"), ("pytensor", "spawn"), ("pytensor-jax", "fork")]
 )
-def test_cases_run_in_real_workers(store_path: Path, backend: str, isolation: str) -> None:
+def test_cases_run_in_real_workers(sweep_cases: Any, backend: str, isolation: str) -> None:
     if backend == "pytensor-jax" and not HAS_JAX:
         pytest.skip("jax is not installed")
     plan = [Case("lstm", SIZES["lstm"], backend, "fp32", mode) for mode in ("forward", "train")]
-    store = Store(store_path)
-    store.create_run("r", "pytensor", plan, {}, {})
     config = MeasureConfig(min_time_s=0.0, min_iters=2, max_time_s=0.5, warmup_iters=0)
-    sweep(store, "r", plan, config, timeout_s=300, isolation=isolation)
-    results = store.results("r")
+    results = sweep_cases(plan, config, timeout_s=300, isolation=isolation)
     assert [doc["status"] for doc in results] == ["ok", "ok"], results
     for doc in results:
         assert doc["versions"]["pytensor"] == pytensor.__version__

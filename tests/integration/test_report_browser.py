@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from dlbench.api import default_backends, plan_cases
 from dlbench.cli import main
 from dlbench.core.cases import Case
 from dlbench.report import synthetic
 from dlbench.report.browser import Chromium, find_chromium
+from dlbench.suites import default_backends, plan_cases
 
 pytestmark = pytest.mark.skipif(find_chromium() is None, reason="needs Chromium (apt-get install chromium)")
 

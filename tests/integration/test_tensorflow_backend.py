@@ -5,7 +5,6 @@ TensorFlow, and spawned."""
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,10 +13,8 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from dlbench.backends.base import Backend, Unsupported  # noqa: E402
-from dlbench.backends.tensorflow import TensorFlowBackend, TensorFlowXLABackend  # noqa: E402
+from dlbench.backends.tensorflow.backend import TensorFlowBackend, TensorFlowXLABackend  # noqa: E402
 from dlbench.core.cases import Case, MeasureConfig  # noqa: E402
-from dlbench.runner.sweep import sweep  # noqa: E402
-from dlbench.store import Store  # noqa: E402
 from dlbench.workloads import get_workload  # noqa: E402
 from dlbench.workloads.reference import reference  # noqa: E402
 
@@ -170,17 +167,14 @@ def test_a_graph_error_leads_with_its_reason() -> None:
 
 
 @pytest.mark.parametrize("isolation", ["fork", "spawn"])
-def test_cases_run_in_real_workers(store_path: Path, isolation: str) -> None:
+def test_cases_run_in_real_workers(sweep_cases: Any, isolation: str) -> None:
     # "fork": a serving process per backend imports TensorFlow (which starts no runtime), then forks each case;
     # configure() then sizes TF's thread pools in the case's fresh process, before TF's runtime starts.
     plan = [Case("lstm", SIZES["lstm"], "tensorflow", "fp32", "train")]
     if isolation == "fork":  # spawn pays a TF import per case: one case shows it works
         plan.append(Case("lstm", SIZES["lstm"], "tensorflow-xla", "fp32", "forward"))
-    store = Store(store_path)
-    store.create_run("r", "tensorflow", plan, {}, {})
     config = MeasureConfig(min_time_s=0.0, min_iters=2, max_time_s=0.5, warmup_iters=0)
-    sweep(store, "r", plan, config, timeout_s=120, isolation=isolation)
-    results = store.results("r")
+    results = sweep_cases(plan, config, timeout_s=120, isolation=isolation)
     assert [doc["status"] for doc in results] == ["ok"] * len(plan), results
     for doc in results:
         settings = doc["settings"]

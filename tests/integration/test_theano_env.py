@@ -22,10 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from dlbench import api, envs
 from dlbench.cli import main
-from dlbench.envs.select import resolve
-from dlbench.report.tables import lstm_table
+from dlbench.envs import api as envs
+from dlbench.runner.environments import Env
+from dlbench.runner.interpreters import resolve
+from dlbench.runs import api
+from dlbench.runs.tables import lstm_table
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).parent
@@ -57,7 +59,7 @@ def _timed(label: str, args: list[str]) -> int:
 
 
 @pytest.fixture(scope="module")
-def theano_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[envs.Env]:
+def theano_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     patch = pytest.MonkeyPatch()
     patch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))
     base = _older_python()
@@ -66,7 +68,7 @@ def theano_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[envs.Env]:
     patch.undo()
 
 
-def test_theano_passes_verification_in_its_env(theano_env: envs.Env, capsys: pytest.CaptureFixture[str]) -> None:
+def test_theano_passes_verification_in_its_env(theano_env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     code = _timed("verify", ["verify", "--backends", "theano", "--env", "theano=theano", "--workloads", "lstm",
                              "--precisions", "fp32,bf16", "--format", "json"])  # fmt: skip
     records = {r["precision"]: r for r in json.loads(capsys.readouterr().out)}
@@ -80,7 +82,7 @@ def test_theano_passes_verification_in_its_env(theano_env: envs.Env, capsys: pyt
 
 
 @pytest.mark.parametrize(("corruption", "workload"), [("gate_order", "lstm"), ("padding", "vgg16")])
-def test_a_wrong_theano_variant_fails_verification(theano_env: envs.Env, corruption: str, workload: str) -> None:
+def test_a_wrong_theano_variant_fails_verification(theano_env: Env, corruption: str, workload: str) -> None:
     """tests/integration/_wrong.py (swapped LSTM gates, VGG padding shifted by a pixel) run by the env's own
     interpreter, as its worker would be."""
     interpreter = resolve(["theano"])[0]["theano"]
@@ -92,7 +94,7 @@ def test_a_wrong_theano_variant_fails_verification(theano_env: envs.Env, corrupt
     assert not record["passed"] and record["forward_error"] > 1e-2
 
 
-def test_theano_1_0_5_and_pytensor_side_by_side(theano_env: envs.Env, tmp_path: Path) -> None:
+def test_theano_1_0_5_and_pytensor_side_by_side(theano_env: Env, tmp_path: Path) -> None:
     store = tmp_path / "s.sqlite"
     backends = "theano,pytensor" if HAS_PYTENSOR else "theano"
     code = _timed("run", ["run", "lstm", *SIZE, "--backends", backends, "--env", "theano=theano", "--precisions",

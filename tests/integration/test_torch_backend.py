@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from dlbench.backends.base import Backend, Unsupported  # noqa: E402
-from dlbench.backends.torch import TorchBackend, TorchCompileBackend  # noqa: E402
+from dlbench.backends.torch.backend import TorchBackend, TorchCompileBackend  # noqa: E402
 from dlbench.core.cases import Case  # noqa: E402
 from dlbench.workloads import get_workload  # noqa: E402
 from dlbench.workloads.reference import reference  # noqa: E402

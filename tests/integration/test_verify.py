@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from dlbench.backends import BACKENDS
-from dlbench.envs import find_env
-from dlbench.envs.select import resolve
+from dlbench.runner.environments import find_env
+from dlbench.runner.interpreters import resolve
 
 HERE = Path(__file__).parent
 AVAILABLE = [name for name, info in BACKENDS.items() if info.available()[0]]

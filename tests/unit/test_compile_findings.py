@@ -10,12 +10,12 @@ import pytest
 
 from dlbench.backends.base import Backend
 from dlbench.cli import main
-from dlbench.compile.breakdown import KIND, finding_document, finding_key, start_entry
+from dlbench.compile import section as compile_section
+from dlbench.compile.api import KIND, finding_document, finding_key, start_entry
 from dlbench.compile.table import finding_rows, phases_text
 from dlbench.core.cases import Case
 from dlbench.core.results import Run
-from dlbench.report import compile_section
-from dlbench.report.sections import SECTION_BUILDERS
+from dlbench.report.sections import SECTIONS
 from dlbench.store import Store
 
 CASE = Case("lstm", {"seq_len": 5, "batch": 2, "hidden": 8}, "jax", "fp32", "train",
@@ -83,7 +83,7 @@ def _run(store: Store, run_id: str, results: list[dict[str, Any]] | None = None)
 
 
 def test_report_section_shows_the_stored_findings(tmp_path: Path) -> None:
-    assert "dlbench.report.compile_section:build" in SECTION_BUILDERS
+    assert compile_section.build in SECTIONS
     store = Store(tmp_path / "s.sqlite")
     run = _run(store, "r1")
     assert compile_section.build(store, [run]) is None  # nothing to show: no section

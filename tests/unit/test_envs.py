@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from dlbench import envs
-from dlbench.backends import BackendInfo, get_backend
+from dlbench.backends import BackendInfo, get_backend, recipes
 from dlbench.cli import main
 from dlbench.core.arguments import assignments as parse_assignments
 from dlbench.core.cases import Case
 from dlbench.core.errors import UsageError
-from dlbench.envs.select import Interpreter, resolve, worker_path
+from dlbench.envs import api as envs
+from dlbench.runner import environments
+from dlbench.runner.interpreters import Interpreter, interpreter_packages, resolve, worker_path
 
 
 @pytest.fixture
@@ -29,16 +30,16 @@ def fake_env(name: str, requirements: tuple[str, ...] = ("numpy",), env: dict[st
     path = envs.envs_dir() / name
     (path / "bin").mkdir(parents=True)
     (path / "bin" / "python").symlink_to(sys.executable)
-    (path / envs.METADATA).write_text(json.dumps({"requirements": list(requirements), "env": env or {},
+    (path / environments.METADATA).write_text(json.dumps({"requirements": list(requirements), "env": env or {},
                                                  "python_version": "3.11.0"}))  # fmt: skip
     return path
 
 
 def test_recipes_pin_the_legacy_stack() -> None:
-    theano = envs.RECIPES["theano"]
-    assert theano.requirements == ["theano==1.0.5", "numpy==1.23.5", "scipy==1.11.4"]
+    theano = recipes()["theano"]
+    assert theano.requirements == ("theano==1.0.5", "numpy==1.23.5", "scipy==1.11.4")
     assert theano.env == {"THEANO_FLAGS": "blas.ldflags="}
-    assert "aesara==2.9.4" in envs.RECIPES["aesara"].requirements
+    assert "aesara==2.9.4" in recipes()["aesara"].requirements
 
 
 def test_envs_dir_honours_xdg_data_home(data_home: Path) -> None:
@@ -51,7 +52,7 @@ def test_listing_reads_metadata_and_skips_unfinished_creates(data_home: Path) ->
     listed = envs.list_envs()
     assert [e.name for e in listed] == ["legacy"]
     assert listed[0].requirements == ["numpy==1.23.5"] and listed[0].env == {"THEANO_FLAGS": "blas.ldflags="}
-    assert "numpy" in {name.lower() for name in listed[0].packages()}  # asked of its interpreter
+    assert "numpy" in {name.lower() for name in interpreter_packages(str(listed[0].python))}  # asked of it
 
 
 def test_unknown_env_names_the_existing_ones_and_the_create_command(data_home: Path) -> None:
@@ -119,7 +120,7 @@ def test_resolve_mistakes(
 def test_availability_is_asked_of_the_other_interpreter(data_home: Path) -> None:
     interpreter = Interpreter(str(fake_env("legacy") / "bin" / "python"), env_name="legacy")
     assert interpreter.available(get_backend("numpy")) == (True, "")
-    missing = BackendInfo("nothing", "dlbench.backends.nothing:X", "Nothing", ("dlbench_no_such_module",), "")
+    missing = BackendInfo("nothing", "dlbench.backends.nothing:X", "Nothing", requires=("dlbench_no_such_module",))
     ok, reason = interpreter.available(missing)
     assert not ok and reason.startswith("dlbench_no_such_module is not installed in env 'legacy'")
 
@@ -127,7 +128,7 @@ def test_availability_is_asked_of_the_other_interpreter(data_home: Path) -> None
 def test_worker_path_holds_only_dlbench() -> None:
     root = Path(worker_path())
     assert [p.name for p in root.iterdir() if not p.name.startswith(".")] == ["dlbench"]
-    assert (root / "dlbench").resolve() == Path(envs.__file__).resolve().parent.parent
+    assert (root / "dlbench").resolve() == Path(environments.__file__).resolve().parent.parent
 
 
 def test_env_tag_is_part_of_the_case_identity() -> None:
@@ -172,7 +173,7 @@ def test_list_says_a_backend_runs_via_its_env(
 
 
 def test_a_suite_file_names_envs_and_the_command_line_wins(data_home: Path, tmp_path: Path) -> None:
-    from dlbench import api
+    from dlbench.runs import api
 
     fake_env("legacy")
     suite_file = tmp_path / "mine.toml"

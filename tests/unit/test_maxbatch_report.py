@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dlbench.report.maxbatch_section import build, findings_table, fp16_sentences, per_sample_fit
+from dlbench.maxbatch.section import build, findings_table, fp16_sentences, per_sample_fit
 from dlbench.store import Store
 
 MIB = 2**20

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from dlbench.backends.base import Unsupported
-from dlbench.backends.numpy import NumpyBackend
+from dlbench.backends.numpy.backend import NumpyBackend
 from dlbench.core.cases import Case
 from dlbench.core.precisions import FORWARD_TOLERANCE, GRADIENT_TOLERANCE
 from dlbench.workloads import get_workload
@@ -291,6 +291,7 @@ def test_bad_options_are_refused_at_construction(options: dict[str, object], mes
 
 @pytest.mark.parametrize("fault, returncode", [("crash", -11), ("exit", 3)])
 def test_fault_kills_the_process(fault: str, returncode: int) -> None:
-    code = f"from dlbench.backends.numpy import NumpyBackend as B; B('cpu', {{'fault': {fault!r}}})._inject_fault()"
+    code = ("from dlbench.backends.numpy.backend import NumpyBackend as B\n"
+            f"B('cpu', {{'fault': {fault!r}}})._inject_fault()")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
     assert result.returncode == returncode

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from dlbench import cli
+from dlbench.probe import section as probe_section
 from dlbench.probe.matrix import matrix_tables
 from dlbench.probe.verdict import TOLERANCE, judge
-from dlbench.report import probe_section
-from dlbench.report.sections import SECTION_BUILDERS
+from dlbench.report.sections import SECTIONS
 from dlbench.store import Store
 from dlbench.workloads.layers import LAYERS, make_arrays
 from dlbench.workloads.reference import layer_reference as reference
@@ -133,7 +133,7 @@ def test_matrix_cells_classes_and_shared_notes() -> None:
 def test_report_section_renders_the_stored_matrix(tmp_path: Path) -> None:
     from dlbench.report.page import _section
 
-    assert "dlbench.report.probe_section:build" in SECTION_BUILDERS
+    assert probe_section.build in SECTIONS
     store = Store(tmp_path / "s.sqlite")
     assert probe_section.build(store, []) is None  # no probe findings: no section
     store.create_run("p1", "probe", [], {}, {})
@@ -151,7 +151,6 @@ def test_report_section_renders_the_stored_matrix(tmp_path: Path) -> None:
     ("argv", "text"),
     [
         (["--backends", "nosuch"], "unknown backend 'nosuch'"),
-        (["--backends", "numpy"], "unknown backend for probe 'numpy'"),
         (["--precisions", "fp8"], "unknown precision 'fp8'"),
         (["--layers", "conv3d"], "unknown layer 'conv3d'"),
         (["--device", "tpu"], "unknown device 'tpu'"),
@@ -169,14 +168,33 @@ def test_usage_errors_write_nothing(argv: list[str], text: str, tmp_path: Path,
     assert not store.exists()
 
 
+@pytest.mark.parametrize("backend", ["numpy", "theano"])
+def test_a_backend_without_layers_is_probed_as_unsupported_with_the_reason(backend: str, tmp_path: Path) -> None:
+    # Its registry entry declares no layers: every cell says so (no worker starts), never a silent omission.
+    from dlbench.probe import api
+
+    run_id, findings = api.run([backend], precisions=["fp16"], layers=["linear", "conv2d"], store=tmp_path / "s.sqlite")
+    assert [(f["precision"], f["layer"]) for f in findings] == [("fp32", "linear"), ("fp32", "conv2d"),
+                                                                 ("fp16", "linear"), ("fp16", "conv2d")]  # fmt: skip
+    reason = f"unsupported: the {backend} backend declares no layers for dlbench probe (its registry entry has none)"
+    for finding in findings:
+        for direction in ("forward", "backward"):
+            assert finding[direction]["verdict"] == "unsupported" and finding[direction]["message"] == reason
+    text = "\n".join(" ".join(row) + "\n" + "\n".join(t.notes) for t in matrix_tables(findings) for row in t.rows)
+    assert "unsupported [1]" in text and reason in text
+    store = Store(tmp_path / "s.sqlite", create=False)
+    assert len(store.findings(run_id, "probe")) == 4 and store.get_run(run_id)["status"] == "complete"
+    store.close()
+
+
 def test_parent_side_of_the_probe_imports_no_framework() -> None:
     import subprocess
     import sys
 
     code = (
-        "import sys, dlbench.cli, dlbench.probe.commands, dlbench.probe.run, dlbench.probe.matrix\n"
-        "import dlbench.report.probe_section, dlbench.backends.layers\n"
-        "dlbench.cli._build_parser().parse_args(['probe', '--backends', 'torch'])\n"
+        "import sys, dlbench.cli, dlbench.probe.command, dlbench.probe.api, dlbench.probe.matrix\n"
+        "import dlbench.probe.section, dlbench.backends.layers\n"
+        "dlbench.cli._build_parser()[0].parse_args(['probe', '--backends', 'torch'])\n"
         "bad = [m for m in ('torch', 'tensorflow', 'jax', 'pytensor', 'keras') if m in sys.modules]\n"
         "print(','.join(bad))\n"
     )

@@ -5,9 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from dlbench.api import plan_cases
 from dlbench.core.errors import UsageError
-from dlbench.suites import Suite, load_suite, suite_names
+from dlbench.suites import Suite, load_suite, plan_cases, suite_names
 
 
 def test_builtin_suites_load_and_seed_has_the_seed_grid() -> None:

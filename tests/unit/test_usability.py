@@ -1,5 +1,6 @@
-"""The usability command's parent side: the AST code metrics (exact counts on a synthetic module, and the real
-backends' CODE_PARTS), the report section's tables and colours, and the command's usage errors."""
+"""The usability command's parent side: the AST code metrics (exact counts on a synthetic module, and the code parts
+the real backends' registry entries declare), the report section's tables and colours, and the command's usage
+errors; a backend that declares no probes is reported as unsupported, with the reason."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import sys
 import pytest
 
 from dlbench import cli
-from dlbench.backends.usability import EXPORT_PATHS, PROBE_MODULES
-from dlbench.report import usability_section
+from dlbench.backends import BACKENDS, usability_of
 from dlbench.store import Store
 from dlbench.usability import code_metrics
+from dlbench.usability import section as usability_section
 from dlbench.usability.code_metrics import Module
 
 SOURCE = '''"""Module docstring
@@ -37,9 +38,6 @@ class Model:
     def step(self, keras):
         y = self.helper(keras.layers.Dense(2), self.keras.ops.mean)
         return torch.nn.functional.relu(y)
-
-
-CODE_PARTS = {"fake": {"lstm": ("build",), "step": ("Model.step",)}}
 '''
 
 
@@ -54,8 +52,7 @@ def test_counts_lines_statements_and_framework_names_exactly() -> None:
     assert (step.lines, step.statements) == (3, 3)
     assert step.api == ("torch.nn.functional.relu",)  # keras is not a framework of this module
     whole = module.count()
-    assert (whole.lines, whole.statements) == (13, 12)  # + 3 imports, class line, CODE_PARTS
-    assert module.code_parts() == {"fake": {"lstm": ("build",), "step": ("Model.step",)}}
+    assert (whole.lines, whole.statements) == (12, 11)  # + 3 imports, the class line
 
 
 def test_a_framework_module_passed_as_a_parameter_or_held_by_self_counts() -> None:
@@ -68,9 +65,12 @@ def test_unknown_function_names_are_refused() -> None:
         Module(SOURCE, {"torch"}).count(["build", "nosuch"])
 
 
-@pytest.mark.parametrize("backend", sorted(PROBE_MODULES))
+PROBED = sorted(name for name in BACKENDS if usability_of(name)[0] is not None)
+
+
+@pytest.mark.parametrize("backend", PROBED)
 def test_every_probed_backend_declares_its_workload_code(backend: str) -> None:
-    metrics = code_metrics.backend_metrics(backend, ["lstm", "vgg16"])  # KeyError if CODE_PARTS names a stale name
+    metrics = code_metrics.backend_metrics(backend, ["lstm", "vgg16"])  # KeyError if code_parts names a stale name
     for workload, doc in metrics.items():
         assert "note" not in doc, doc.get("note")
         assert doc["model"]["lines"] > 0 and doc["step"]["lines"] > 0, workload
@@ -88,9 +88,9 @@ def test_bare_scripts_are_counted_with_their_frameworks() -> None:
 
 def test_code_metrics_and_the_command_import_no_framework() -> None:
     code = (
-        "import sys, dlbench.usability.commands, dlbench.usability.probe, dlbench.report.usability_section\n"
+        "import sys, dlbench.usability.command, dlbench.usability.api, dlbench.usability.section\n"
         "from dlbench.usability import code_metrics\n"
-        "[code_metrics.backend_metrics(b, ['lstm', 'vgg16']) for b in dlbench.usability.probe.default_backends()]\n"
+        "[code_metrics.backend_metrics(b, ['lstm', 'vgg16']) for b in dlbench.usability.api.default_backends()]\n"
         "code_metrics.bare_metrics()\n"
         "print(','.join(m for m in ('torch', 'tensorflow', 'jax', 'pytensor', 'keras') if m in sys.modules))\n"
     )
@@ -99,7 +99,7 @@ def test_code_metrics_and_the_command_import_no_framework() -> None:
 
 
 def test_export_paths_only_for_probed_backends() -> None:
-    assert set(EXPORT_PATHS) <= set(PROBE_MODULES)
+    assert {name for name, info in BACKENDS.items() if info.exports} <= set(PROBED)
 
 
 def _export(outcome: str, **extra: object) -> dict[str, object]:
@@ -194,14 +194,13 @@ def test_report_section_reads_the_latest_usability_run(tmp_path) -> None:  # typ
 def test_a_backend_that_is_not_installed_gives_unsupported_findings(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import dataclasses
 
-    from dlbench.backends import BACKENDS
-    from dlbench.usability.probe import run_usability
+    from dlbench.usability import api
 
     missing = dataclasses.replace(BACKENDS["jax"], requires=("dlbench_no_such_module",), install="pip install it")
     monkeypatch.setitem(BACKENDS, "jax", missing)
     seen: list[str] = []
-    run_id = run_usability(["jax"], ["lstm"], ["debugging", "export"], tmp_path / "s.sqlite",
-                           on_finding=lambda kind, key, doc: seen.append(key), paths=["jax.export"])  # fmt: skip
+    run_id = api.run(["jax"], ["lstm"], ["debugging", "export"], tmp_path / "s.sqlite",
+                     on_finding=lambda kind, key, doc: seen.append(key), paths=["jax.export"])  # fmt: skip
     store = Store(tmp_path / "s.sqlite", create=False)
     usability, exports = store.findings(run_id, "usability"), store.findings(run_id, "export")
     assert store.get_run(run_id)["status"] == "complete"
@@ -212,11 +211,30 @@ def test_a_backend_that_is_not_installed_gives_unsupported_findings(tmp_path, mo
     assert exports["jax-lstm-jax.export"]["path"] == "jax.export"
 
 
+@pytest.mark.parametrize("backend", ["numpy", "theano"])
+def test_a_backend_without_probes_is_reported_unsupported_with_the_reason(tmp_path, backend) -> None:  # type: ignore[no-untyped-def]
+    # Its registry entry declares no usability probes: its debugging findings say so (no worker starts), and the
+    # code part still counts what its entry declares. Never a silent omission.
+    from dlbench.usability import api
+
+    seen: dict[str, dict[str, object]] = {}
+    run_id = api.run([backend], ["lstm"], ["code", "debugging", "export"], tmp_path / "s.sqlite",
+                     on_finding=lambda kind, key, doc: seen.setdefault(key, doc))  # fmt: skip
+    assert set(seen) == {f"code-{backend}-lstm", f"debugging-{backend}-lstm", f"shape_error-{backend}-lstm",
+                         *(f"bare-{s}" for s in code_metrics.bare_metrics())}  # fmt: skip
+    for part in ("debugging", "shape_error"):
+        doc = seen[f"{part}-{backend}-lstm"]
+        assert doc["status"] == "unsupported"
+        assert doc["error"] == f"the {backend} backend declares no usability probes (its registry entry has none)"
+    store = Store(tmp_path / "s.sqlite", create=False)
+    assert store.get_run(run_id)["status"] == "complete"
+    store.close()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["usability", "--backends", "nosuch"], "unknown backend 'nosuch'"),
-        (["usability", "--backends", "numpy"], "backend 'numpy' has no usability probes"),
         (["usability", "--workloads", "mlp"], "unknown workload 'mlp'"),
         (["usability", "--parts", "speed"], "unknown usability part 'speed'"),
     ],

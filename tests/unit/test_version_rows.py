@@ -14,7 +14,7 @@ from dlbench.core.results import Run
 from dlbench.report import synthetic
 from dlbench.report.compare import compare_runs, select_backend
 from dlbench.report.merge import merge_runs
-from dlbench.report.tables import lstm_table
+from dlbench.runs.tables import lstm_table
 
 SIZE = {"seq_len": 4, "batch": 2, "hidden": 8}
 

@@ -1,114 +1,31 @@
-"""The backend registry: names → lazily imported classes, and availability checks that import nothing.
+"""The backend registry: one entry per framework folder, and every list derived from those entries.
 
-Adding a framework is one module under backends/ and one entry here.
+A framework is one folder, `backends/<framework>/`, whose `__init__.py` declares its `Framework` record
+(registry.py) and imports no framework; adding one is that folder, one line in FRAMEWORKS below, and its
+pyproject extra. Everything else is derived here: the backends by name, the modules whose versions a run records,
+the environment variables a fingerprint keeps, each backend's probe layers and usability probes (or why it has
+none), the legacy environment recipes, the bare scripts. Importing this module imports no framework.
+Worker-side module: standard library only (a worker looks its backend's class up here).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from dataclasses import dataclass
-
+from dlbench.backends.aesara import FRAMEWORK as AESARA
+from dlbench.backends.jax import FRAMEWORK as JAX
+from dlbench.backends.keras import FRAMEWORK as KERAS
+from dlbench.backends.numpy import FRAMEWORK as NUMPY
+from dlbench.backends.pytensor import FRAMEWORK as PYTENSOR
+from dlbench.backends.registry import BackendInfo, Framework, Recipe
+from dlbench.backends.tensorflow import FRAMEWORK as TENSORFLOW
+from dlbench.backends.theano import FRAMEWORK as THEANO
+from dlbench.backends.torch import FRAMEWORK as TORCH
 from dlbench.core.errors import unknown
 
+# The frameworks, in the order tables and defaults list them.
+FRAMEWORKS: tuple[Framework, ...] = (NUMPY, TORCH, TENSORFLOW, JAX, PYTENSOR, THEANO, AESARA, KERAS)
 
-@dataclass(frozen=True)
-class BackendInfo:
-    name: str
-    target: str  # "module:Class", imported only in a worker process
-    label: str  # how tables name the framework
-    requires: tuple[str, ...]  # top-level modules that must be importable
-    install: str  # the command that makes it available
-    seed_row: str | None = None  # the seed's framework this backend continues (Torch, TensorFlow, Theano)
-    description: str = ""
-    harness: bool = False  # not a framework: left out of default runs (the numpy reference)
-    fork_safe: bool = True  # may serve cases from one process that imported the framework and forks
-    # Installs only beside an old NumPy (`dlbench envs create NAME`): left out of default runs unless a managed env
-    # of its name exists, instead of an `unsupported` row in every run.
-    needs_env: bool = False
-
-    def available(self) -> tuple[bool, str]:
-        """(True, "") or (False, reason with the install command). Uses find_spec: never imports a framework."""
-        for module in self.requires:
-            if importlib.util.find_spec(module) is None:
-                return False, f"{module} is not installed: {self.install}"
-        return True, ""
-
-    def load(self) -> type:
-        module, _, cls = self.target.partition(":")
-        return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
-
-
-BACKENDS: dict[str, BackendInfo] = {
-    info.name: info
-    for info in (
-        BackendInfo(
-            "numpy", "dlbench.backends.numpy:NumpyBackend", "NumPy", ("numpy",), "pip install numpy",
-            description="float64 reference (verify) and a harness backend that needs no framework", harness=True,
-        ),
-        BackendInfo(
-            "torch", "dlbench.backends.torch:TorchBackend", "PyTorch", ("torch",), "pip install 'dlbench[torch]'",
-            seed_row="Torch", description="PyTorch eager: nn.LSTM, nn.Conv2d; cuDNN with cudnn.benchmark on GPU",
-        ),
-        BackendInfo(
-            "torch-compile", "dlbench.backends.torch:TorchCompileBackend", "PyTorch torch.compile", ("torch",),
-            "pip install 'dlbench[torch]'", seed_row="Torch", description="the same modules through torch.compile",
-        ),
-        BackendInfo(
-            "tensorflow", "dlbench.backends.tensorflow:TensorFlowBackend", "TensorFlow", ("tensorflow",),
-            "pip install 'dlbench[tensorflow]'", seed_row="TensorFlow",
-            description="TensorFlow 2: Keras layers inside tf.function",
-        ),
-        BackendInfo(
-            "tensorflow-xla", "dlbench.backends.tensorflow:TensorFlowXLABackend", "TensorFlow XLA", ("tensorflow",),
-            "pip install 'dlbench[tensorflow]'", seed_row="TensorFlow",
-            description="the same tf.function with jit_compile=True (XLA)",
-        ),
-        BackendInfo(
-            "jax", "dlbench.backends.jax:JaxBackend", "JAX", ("jax", "jaxlib"), "pip install 'dlbench[jax]'",
-            description="jax.jit; LSTM with lax.scan, convs with lax.conv_general_dilated",
-        ),
-        BackendInfo(
-            "pytensor", "dlbench.backends.pytensor:PyTensorBackend", "PyTensor", ("pytensor",),
-            "pip install 'dlbench[pytensor]'", seed_row="Theano",
-            description="Theano's maintained fork: scan LSTM, im2col VGG, C linker",
-        ),
-        BackendInfo(
-            "pytensor-jax", "dlbench.backends.pytensor:PyTensorJaxBackend", "PyTensor JAX mode", ("pytensor", "jax"),
-            "pip install 'dlbench[pytensor,jax]'", seed_row="Theano",
-            description="the same PyTensor graphs compiled through PyTensor's JAX backend (runs on GPUs)",
-        ),
-        # Label == seed_row: tables call it "Theano 1.0.5", beside "Theano (PyTensor 3.x)".
-        BackendInfo(
-            "theano", "dlbench.backends.theano:TheanoBackend", "Theano", ("theano",),
-            "dlbench envs create theano (then --env theano=theano)", seed_row="Theano", needs_env=True,
-            description="the seed's Theano 1.0.5 (NumPy < 2, its own env): scan LSTM, nnet.conv2d + pool_2d VGG",
-        ),
-        BackendInfo(
-            "aesara", "dlbench.backends.aesara:AesaraBackend", "Aesara", ("aesara",),
-            "dlbench envs create aesara (then --env aesara=aesara)", seed_row="Theano", needs_env=True,
-            description="Aesara 2.9.4, Theano's fork before PyTensor (NumPy < 2, its own env): Theano's graphs",
-        ),
-        BackendInfo(
-            "keras-jax", "dlbench.backends.keras:KerasJaxBackend", "Keras 3 on JAX", ("keras", "jax"),
-            "pip install 'dlbench[keras,jax]'", description="Keras 3 layers (LSTM, Conv2D) on the JAX backend",
-        ),
-        BackendInfo(
-            "keras-torch", "dlbench.backends.keras:KerasTorchBackend", "Keras 3 on PyTorch", ("keras", "torch"),
-            "pip install 'dlbench[keras,torch]'", description="Keras 3 layers (LSTM, Conv2D) on the PyTorch backend",
-        ),
-        BackendInfo(
-            "keras-tensorflow", "dlbench.backends.keras:KerasTensorFlowBackend", "Keras 3 on TensorFlow",
-            ("keras", "tensorflow"), "pip install 'dlbench[keras,tensorflow]'",
-            description="Keras 3 layers (LSTM, Conv2D) on the TensorFlow backend",
-        ),
-    )
-}  # fmt: skip
-
-
-def framework_modules() -> list[str]:
-    """Every top-level module some backend needs: whose versions a run's fingerprint records."""
-    return sorted({module for info in BACKENDS.values() for module in info.requires})
+BACKENDS: dict[str, BackendInfo] = {info.name: info for framework in FRAMEWORKS for info in framework.backends}
+_FRAMEWORK_OF: dict[str, Framework] = {info.name: f for f in FRAMEWORKS for info in f.backends}
 
 
 def get_backend(name: str) -> BackendInfo:
@@ -118,4 +35,47 @@ def get_backend(name: str) -> BackendInfo:
         raise unknown("backend", name, BACKENDS) from None
 
 
-__all__ = ["BACKENDS", "BackendInfo", "framework_modules", "get_backend"]
+def framework_of(backend: str) -> Framework:
+    """The framework (folder) a backend belongs to."""
+    get_backend(backend)
+    return _FRAMEWORK_OF[backend]
+
+
+def framework_modules() -> list[str]:
+    """Every top-level module some backend needs: whose versions a run's fingerprint records."""
+    return sorted({module for info in BACKENDS.values() for module in info.requires})
+
+
+def env_vars() -> list[str]:
+    """The environment variables that change what some framework does: a run's fingerprint keeps those set."""
+    return sorted({name for framework in FRAMEWORKS for name in framework.env_vars})
+
+
+def layers_of(backend: str) -> tuple[str | None, str]:
+    """(module, variant) of a backend's layers for `dlbench probe`, or (None, why it has none)."""
+    info, framework = get_backend(backend), framework_of(backend)
+    if framework.layers is None or info.layers is None:
+        return None, f"the {backend} backend declares no layers for dlbench probe (its registry entry has none)"
+    return framework.layers, info.layers
+
+
+def usability_of(backend: str) -> tuple[str | None, str]:
+    """The module of a backend's debugging and export probes for `dlbench usability`, or (None, why it has none)."""
+    info, framework = get_backend(backend), framework_of(backend)
+    if framework.usability is None or not info.idiom:
+        return None, f"the {backend} backend declares no usability probes (its registry entry has none)"
+    return framework.usability, ""
+
+
+def recipes() -> dict[str, Recipe]:
+    """Built-in recipes of managed environments (`dlbench envs create NAME`), by the framework's name."""
+    return {f.name: f.recipe for f in FRAMEWORKS if f.recipe is not None}
+
+
+def bare_scripts() -> dict[str, str]:
+    """framework -> its bare one-LSTM-layer script's file name in benchmarks/bare/."""
+    return {f.name: f.bare for f in FRAMEWORKS if f.bare is not None}
+
+
+__all__ = ["BACKENDS", "FRAMEWORKS", "BackendInfo", "Framework", "Recipe", "bare_scripts", "env_vars",
+           "framework_modules", "framework_of", "get_backend", "layers_of", "recipes", "usability_of"]  # fmt: skip

@@ -40,6 +40,19 @@ def exception_chain(exc: BaseException, limit: int = 10) -> list[BaseException]:
     return chain
 
 
+class NotProbed(Exception):
+    """A usability probe's path needs something that is not installed here (the message names it): not a failure."""
+
+
+def needs(*modules: str) -> None:
+    """Raise NotProbed unless every module is importable (checked without importing it)."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise NotProbed(f"needs {', '.join(missing)} (not installed: pip install {' '.join(missing)})")
+
+
 class Unsupported(Exception):
     """This backend cannot run this combination (precision, device, workload); the message is the reason,
     quoting the framework's own error where there is one. Recorded as status `unsupported`, never a crash."""

@@ -6,6 +6,7 @@ names exist, which CPUs this process may use) is checked by the API that receive
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -81,4 +82,23 @@ def assignments(items: Iterable[str] | None, option: str) -> dict[str, str]:
     return out
 
 
-__all__ = ["assignments", "cpus", "names", "options", "percent", "sets"]
+def add_interpreter_options(parser: argparse.ArgumentParser) -> None:
+    """--python and --env, the same in every command that runs a backend's workers under another interpreter."""
+    parser.add_argument("--python", action="append", metavar="BACKEND=PATH", dest="pythons",
+                        help="run BACKEND's workers under that Python (≥ 3.9, with NumPy ≥ 1.21 and the framework), "
+                        "e.g. --python theano=/opt/legacy/bin/python (repeatable)")
+    parser.add_argument("--env", action="append", metavar="BACKEND=NAME", dest="envs",
+                        help="run BACKEND's workers in the managed env NAME (`dlbench envs`), e.g. --env "
+                        "theano=theano; BACKEND may be tagged (--backends torch,torch@old --env torch@old=torch25); "
+                        "NAME '-' is dlbench's own interpreter (repeatable)")  # fmt: skip
+
+
+def interpreter_options(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, str]]:
+    """The --python and --env mappings, as the APIs' `pythons` and `envs` take them."""
+    return assignments(args.pythons, "--python"), assignments(args.envs, "--env")
+
+
+CPUS_HELP = "CPU ids every worker is pinned to, e.g. 0,1 or 0-3 (default: all)"
+
+__all__ = ["CPUS_HELP", "add_interpreter_options", "assignments", "cpus", "interpreter_options", "names",
+           "options", "percent", "sets"]  # fmt: skip

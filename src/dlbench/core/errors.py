@@ -15,3 +15,12 @@ class UsageError(Exception):
 def unknown(kind: str, value: str, allowed: Iterable[str]) -> UsageError:
     """`unknown backend 'nosuch' (allowed: numpy, torch)`."""
     return UsageError(f"unknown {kind} {value!r} (allowed: {', '.join(sorted(allowed))})")
+
+
+def check_names(kind: str, values: Iterable[object], allowed: Iterable[str]) -> list[str]:
+    """`values` as names, each one of `allowed`; else UsageError `unknown KIND 'value' (allowed: ...)`."""
+    values, allowed = list(values), tuple(allowed)
+    for value in values:
+        if value not in allowed:
+            raise unknown(kind, str(value), allowed)
+    return [str(v) for v in values]

@@ -1,2 +1,2 @@
 """The largest batch that fits: `dlbench maxbatch`. search.py is the search (pure), api.py runs it with real
-workers and stores each finding, commands.py is the command line; report/maxbatch_section.py shows the table."""
+workers and stores each finding, command.py is the command line; section.py is the report's section."""

@@ -17,25 +17,22 @@ nothing to measure.
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from dlbench.api import ISOLATIONS, _parse_cpus, memory_limit_bytes, new_run_id
-from dlbench.backends import BACKENDS, framework_modules, get_backend
+from dlbench.backends import get_backend
 from dlbench.core.cases import DEVICES, MODES, Case, MeasureConfig
-from dlbench.core.errors import UsageError, unknown
+from dlbench.core.errors import UsageError, check_names, unknown
 from dlbench.core.precisions import PRECISIONS
 from dlbench.core.units import format_size
 from dlbench.maxbatch.search import find_max_batch
-from dlbench.measure.env import cuda_available, fingerprint
-from dlbench.runner.client import WorkerClient
+from dlbench.measure.env import cuda_available
 from dlbench.runner.memory_limit import available_bytes
-from dlbench.store import Store, default_store_path
-from dlbench.suites import check_names
+from dlbench.runner.session import Session, open_run, placement
+from dlbench.store import default_store_path
 from dlbench.workloads import WORKLOADS
 
 KIND = "maxbatch"
@@ -75,7 +72,7 @@ def finding_key(case: Case) -> str:
     return "-".join(p for p in (case.workload, size, case.backend, case.precision, case.mode, case.device) if p)
 
 
-def _memory_figure(doc: dict[str, Any]) -> tuple[str, int] | None:
+def memory_figure(doc: dict[str, Any]) -> tuple[str, int] | None:
     """The probe's peak memory: the device allocator's figure where the backend reports one, else the larger of
     the worker's own peak RSS over the steps (exact, VmHWM) and the watcher's (sampled, whole process life)."""
     memory = doc.get("memory") or {}
@@ -90,7 +87,7 @@ def _memory_figure(doc: dict[str, Any]) -> tuple[str, int] | None:
 def probe_record(batch: int, doc: dict[str, Any]) -> dict[str, Any]:
     """What a finding keeps of one probe: its status, memory and step times (step_s: the last step's time, the
     first step's where it ran only one)."""
-    figure = _memory_figure(doc)
+    figure = memory_figure(doc)
     samples = doc.get("samples_s") or []
     return {
         "batch": batch, "status": doc.get("status"),
@@ -153,8 +150,6 @@ def run(
     device = device or ("cuda" if cuda_available() else "cpu")
     if device not in DEVICES:
         raise unknown("device", device, DEVICES)
-    if isolation not in ISOLATIONS:
-        raise unknown("isolation", isolation, ISOLATIONS)
     if start < 1:
         raise UsageError(f"bad --start {start}: must be a batch ≥ 1")
     if max_batch < start:
@@ -166,7 +161,8 @@ def run(
     if not 0 <= within < 1:
         raise UsageError(f"bad --within {within:.0%}: must be ≥ 0% (exact) and < 100%")
     size = _sizes(workload, sets, device)
-    limit, source = memory_limit_bytes(memory_limit), "--memory-limit"
+    where = placement(list(cpus) if cpus is not None else None, isolation, memory_limit)
+    limit, source = where.memory_limit, "--memory-limit"
     if limit is None and device == "cpu":
         available = available_bytes()
         if available is None:
@@ -175,50 +171,37 @@ def run(
         source = f"auto: {AUTO_LIMIT_SHARE:.0%} of the {format_size(available)} available"
     elif limit is None:
         source = "device memory"
-    cpus_used = _parse_cpus(cpus)
+    where = replace(where, memory_limit=limit)
     settings = {
         "task": KIND, "workload": workload, "size": {k: v for k, v in size.items() if k != "batch"},
         "device": device, "backends": list(backends), "precisions": precisions, "modes": modes,
         "memory_limit_bytes": limit, "memory_limit_source": source, "start": start, "max_batch": max_batch,
         "within": within, "timeout_s": timeout_s, "steps": steps, "measure": probe_measure(steps).to_dict(),
-        "cpus": cpus_used, "isolation": isolation, "options": dict(options or {}), "argv": sys.argv,
+        "options": dict(options or {}), "argv": sys.argv,
     }  # fmt: skip
-    db = Store(store or default_store_path())  # only now, with everything validated, is anything written
-    result = MaxBatchRun(new_run_id(), str(db.path))
-    db.create_run(result.run_id, f"maxbatch {workload}", [], settings, fingerprint(framework_modules()))
-    try:
-        with tempfile.TemporaryDirectory(prefix="dlbench-maxbatch-") as logs:
-            for backend in backends:
-                info = BACKENDS[backend]
-                mode_isolation = isolation if info.fork_safe else "spawn"
-                client = WorkerClient(backend, Path(logs), cpus_used, mode_isolation, memory_limit=limit)
-                try:
-                    for precision in precisions:
-                        for mode in modes:
-                            base = Case(workload, dict(size), backend, precision, mode, device,
-                                        options=dict(options or {}))  # fmt: skip
-                            document = _search(client, base, info.available(), (start, max_batch, within),
-                                               probe_measure(steps), timeout_s, on_probe)  # fmt: skip
-                            document.update(memory_limit_bytes=limit, memory_limit_source=source)
-                            key = finding_key(base)
-                            db.add_finding(result.run_id, KIND, key, document)  # the moment it is known
-                            result.findings[key] = document
-                            if on_finding:
-                                on_finding(key, document)
-                finally:
-                    client.close()
-        db.set_run_status(result.run_id, "complete")
-    except KeyboardInterrupt:
-        db.set_run_status(result.run_id, "interrupted")
-        raise
-    finally:
-        db.close()
+    store_path = Path(store) if store else default_store_path()
+    # Only now, with everything validated, is anything written.
+    session = open_run(store_path, f"maxbatch {workload}", [], settings, where)
+    assert session.run_id is not None
+    result = MaxBatchRun(session.run_id, str(store_path))
+    with session:
+        for backend in backends:
+            for precision in precisions:
+                for mode in modes:
+                    base = Case(workload, dict(size), backend, precision, mode, device, options=dict(options or {}))
+                    document = _search(session, base, (start, max_batch, within), probe_measure(steps), timeout_s,
+                                       on_probe)  # fmt: skip
+                    document.update(memory_limit_bytes=limit, memory_limit_source=source)
+                    key = finding_key(base)
+                    session.add_finding(KIND, key, document)  # the moment it is known
+                    result.findings[key] = document
+                    if on_finding:
+                        on_finding(key, document)
     return result
 
 
 def _search(
-    client: WorkerClient, base: Case, available: tuple[bool, str], bounds: tuple[int, int, float],
-    measure: MeasureConfig, timeout_s: float,
+    session: Session, base: Case, bounds: tuple[int, int, float], measure: MeasureConfig, timeout_s: float,
     on_probe: ProbeCallback | None,
 ) -> dict[str, Any]:
     start, max_batch, within = bounds
@@ -228,9 +211,10 @@ def _search(
         "options": base.options, "start": start, "max_batch": max_batch, "within": within,
         "steps": measure.max_iters + 1, "probes": [],
     }  # fmt: skip
-    if not available[0]:
+    available, reason = session.available(base)
+    if not available:
         document.update(verdict="stopped", largest_ok=None, smallest_oom=None,
-                        stopped={"batch": None, "status": "unsupported", "error": available[1]})  # fmt: skip
+                        stopped={"batch": None, "status": "unsupported", "error": reason})  # fmt: skip
         return document
     docs: dict[int, dict[str, Any]] = {}
     began = time.monotonic()
@@ -238,7 +222,7 @@ def _search(
     def probe(batch: int) -> str:
         case = Case(base.workload, {**base.size, "batch": batch}, base.backend, base.precision, base.mode,
                     base.device, options=dict(base.options))  # fmt: skip
-        doc = client.run(case, measure, timeout_s)
+        doc = session.measure(case, measure, timeout_s)
         docs[batch] = doc
         record = probe_record(batch, doc)
         document["probes"].append(record)
@@ -253,7 +237,7 @@ def _search(
     document.update(verdict=found.verdict, largest_ok=found.largest_ok, smallest_oom=found.smallest_oom,
                     search_wall_s=time.monotonic() - began)  # fmt: skip
     if found.largest_ok is not None:
-        figure = _memory_figure(docs[found.largest_ok])
+        figure = memory_figure(docs[found.largest_ok])
         document["memory_at_largest"] = {"figure": figure[0], "bytes": figure[1]} if figure else None
     if found.smallest_oom is not None:
         document["oom_error"] = probe_record(found.smallest_oom, docs[found.smallest_oom])["error"]

@@ -91,8 +91,15 @@ def package_versions(modules: Iterable[str] = ()) -> dict[str, str]:
     return versions
 
 
-def fingerprint(modules: Iterable[str] = ()) -> dict[str, Any]:
-    """The machine and software environment; `modules`: the frameworks' top-level modules whose versions count."""
+# Environment variables that change what any program of this kind does (threads, GPUs); the frameworks' own come
+# from the backend registry (the caller passes them), so no framework is named here.
+BASE_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
+
+
+def fingerprint(modules: Iterable[str] = (), env_vars: Iterable[str] = ()) -> dict[str, Any]:
+    """The machine and software environment; `modules`: the frameworks' top-level modules whose versions count;
+    `env_vars`: the frameworks' environment variables, kept where set."""
+    kept = {*BASE_ENV_VARS, *env_vars}
     return {
         "hostname": socket.gethostname(),
         "os": platform.platform(),
@@ -105,9 +112,5 @@ def fingerprint(modules: Iterable[str] = ()) -> dict[str, Any]:
         "gpus": gpu_info(),
         "packages": package_versions(modules),
         "dlbench": __version__,
-        # Thread-related environment variables change what frameworks do: keep the ones that are set.
-        "env": {k: v for k, v in os.environ.items() if k in (
-            "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "CUDA_VISIBLE_DEVICES",
-            "XLA_FLAGS", "TF_CPP_MIN_LOG_LEVEL", "XLA_PYTHON_CLIENT_PREALLOCATE", "KERAS_BACKEND",
-        )},  # fmt: skip
+        "env": {k: v for k, v in os.environ.items() if k in kept},
     }

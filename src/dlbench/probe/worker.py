@@ -1,12 +1,12 @@
 """The worker side of the probe: one layer of one backend at one precision, forward and backward, run in a worker
-process by the generic `call` task (dlbench.runner.worker.call). It returns what it observed — relative errors
-against the float64 reference, the dtypes returned, step times — and the parent decides the verdicts
-(probe/verdict.py), because `slow` needs the fp32 time from another call.
+process by the generic `call` task (dlbench.runner.worker.call), on the backend it instantiated and configured. It
+returns what it observed — relative errors against the float64 reference, the dtypes returned, step times — and
+the parent decides the verdicts (probe/verdict.py), because `slow` needs the fp32 time from another call.
 
 Timing: the first call (compile, trace, cache fill) is kept apart as first_s; then synchronized steps (the
 backend's own synchronize) until at least `min_iters` and `min_time_s`, never past `max_time_s` (a step slower
 than that is timed once); the median is the step time.
-Worker-side module: NumPy, the standard library, and the backend's framework (through backends/layers/).
+Worker-side module: NumPy, the standard library, and the backend's framework (through its layers module).
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from dlbench.backends import layers_of
 from dlbench.backends.base import Backend, Unsupported
-from dlbench.backends.layers import layer_module
 from dlbench.core.cases import Case
 from dlbench.probe.verdict import DIRECTIONS
-from dlbench.runner.worker import new_backend
 from dlbench.workloads.layers import LAYERS, make_arrays
 from dlbench.workloads.reference import layer_reference, relative_error
 
@@ -78,10 +77,12 @@ def _direction(backend: Backend, build: Callable[..., Any], layer: str, directio
             "samples_s": samples}  # fmt: skip
 
 
-def probe_layer(case: Case, backend_cls: type[Backend], layer: str, timing: dict[str, Any]) -> dict[str, Any]:
-    """`layer` of case.backend at case.precision on case.device: {layer, forward: {...}, backward: {...}}."""
-    backend = new_backend(case, backend_cls)  # thread knobs as for every case (and Keras on its engine)
-    module_name, variant = layer_module(case.backend)
+def probe_layer(case: Case, backend: Backend, layer: str, timing: dict[str, Any]) -> dict[str, Any]:
+    """`layer` of case.backend at case.precision on case.device: {layer, forward: {...}, backward: {...}}. The
+    backend is configured as for every case (thread knobs; Keras imported on its engine)."""
+    module_name, variant = layers_of(case.backend)
+    if module_name is None:
+        raise Unsupported(variant)  # the parent asks only backends with layers: a guard, not a path
     build = importlib.import_module(module_name).build
     arrays, cotangent = make_arrays(layer, case.seed)
     ref_out, ref_grads = layer_reference(layer, arrays, cotangent)

@@ -23,7 +23,7 @@ from typing import Any
 from dlbench.core.errors import UsageError
 from dlbench.core.results import Result, Run
 from dlbench.report.statistics import NOISE_FLOOR, Ratio, Timed, throughput_ratio
-from dlbench.report.tables import STATUS_TEXT
+from dlbench.runs.tables import STATUS_TEXT
 
 _WARN_FIELDS = ("hostname", "os", "python", "dlbench", "ram_bytes", "cpu.logical_cores", "cpu.allowed_cpus", "env")
 _WARN_SETTINGS = ("measure", "cpus", "isolation", "verify", "timeout_s")

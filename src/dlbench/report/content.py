@@ -12,7 +12,7 @@ from dlbench.core.tables import Section, Table
 from dlbench.report import recommend, seed2016, versus2016
 from dlbench.report.merge import merge_runs
 from dlbench.report.recommend import Regime, Summary
-from dlbench.report.tables import legend, seed_tables
+from dlbench.runs.tables import legend, seed_tables
 
 
 @dataclass

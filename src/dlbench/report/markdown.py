@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dlbench.core.tables import Table, markdown_table
 from dlbench.report.content import Report, backend_settings, regime_table
-from dlbench.report.render import environment_lines
+from dlbench.runs.render import environment_lines
 
 
 def _esc(text: str) -> str:

@@ -5,7 +5,7 @@ environments kept apart, and a warning when they come from different machines.""
 from __future__ import annotations
 
 from dlbench.core.results import Run
-from dlbench.report.tables import row_identities
+from dlbench.runs.tables import row_identities
 
 
 def machine_differences(runs: list[Run]) -> list[str]:

@@ -14,7 +14,7 @@ from dlbench.core.results import Result, Run
 from dlbench.report.recommend import MODE_TEXT, who
 from dlbench.report.recommend import label as backend_label
 from dlbench.report.svg import MARKERS, PALETTE, Panel, Point, Series
-from dlbench.report.tables import MIB, STATUS_TEXT, _memory_figure
+from dlbench.runs.tables import MIB, STATUS_TEXT, memory_figure
 
 
 @dataclass
@@ -115,7 +115,7 @@ def vgg_figures(run: Run) -> list[Figure]:
 
     def memory_point(r: Result, x: float) -> Point:
         rs = by_first[id(r)]
-        figures = [f for f in (_memory_figure(m) for m in rs if m.status == "ok") if f]
+        figures = [f for f in (memory_figure(m) for m in rs if m.status == "ok") if f]
         label = style(r.case.backend)[0]
         if not figures:
             bad = next((m for m in rs if m.status != "ok"), rs[0])

@@ -28,7 +28,7 @@ from dlbench.core.errors import UsageError
 from dlbench.core.precisions import PRECISIONS
 from dlbench.core.results import Result, Run
 from dlbench.report.statistics import Ratio, Timed, throughput_ratio
-from dlbench.report.tables import STATUS_TEXT, row_identities
+from dlbench.runs.tables import STATUS_TEXT, row_identities
 from dlbench.workloads import WORKLOADS
 
 BAND_NAMES = {1: ["all"], 2: ["small", "large"], 3: ["small", "medium", "large"]}

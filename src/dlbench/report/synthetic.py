@@ -68,7 +68,7 @@ def make_run(store_path: str | Path, plan: list[Case], *, run_id: str = "synthet
              fp: dict[str, Any] | None = None, settings: dict[str, Any] | None = None) -> Run:
     """Write a synthetic run through the Store (as a real run is written) and load it back.
     `outcome(case)` gives document() keyword arguments per case (status, error, speed, n, noise, seed, ...)."""
-    from dlbench.api import load_run
+    from dlbench.runs.api import load_run
 
     store = Store(store_path)
     try:

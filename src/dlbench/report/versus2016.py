@@ -15,7 +15,7 @@ from dlbench.core.results import Result, Run
 from dlbench.core.tables import Table
 from dlbench.report import seed2016
 from dlbench.report.statistics import NOISE_FLOOR, Timed, throughput_ratio
-from dlbench.report.tables import MIB, STATUS_TEXT, _memory_figure, framework_label
+from dlbench.runs.tables import MIB, STATUS_TEXT, framework_label, memory_figure
 from dlbench.workloads import WORKLOADS
 
 MODE_TEXT = {"forward": "forward", "train": "forward + backward"}
@@ -116,7 +116,7 @@ def ratio_table(run: Run) -> Table | None:
             now, ratio = status_text(result), "—"
         memory = "—"
         if fig.workload == "vgg16":
-            mem = _memory_figure(result) if result.status == "ok" else None
+            mem = memory_figure(result) if result.status == "ok" else None
             memory = (f"{fig.memory_mib:,.0f}" if fig.memory_mib else "out of memory") + " → " + \
                 (f"{mem[1] / MIB:,.0f}" if mem else status_text(result) if result.status != "ok" else "—")
         label = framework_label(result)  # `Torch (PyTorch 2.x)`: today's name is the part in parentheses
@@ -252,7 +252,7 @@ def _speed_ratio(a: Result | None, b: Result | None) -> str:
 
 
 def _peak(results: list[Result | None]) -> int | None:
-    figures = [f[1] for f in (_memory_figure(r) for r in results if r and r.status == "ok") if f]
+    figures = [f[1] for f in (memory_figure(r) for r in results if r and r.status == "ok") if f]
     return max(figures, default=None)
 
 

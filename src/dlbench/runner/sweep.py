@@ -1,19 +1,19 @@
-"""A sweep: run a plan's cases one by one, each in its own worker process, and store each result on arrival."""
+"""A sweep: a run's cases one by one through the session's workers, each result stored the moment it arrives.
+
+With verification on, each backend × workload × precision × device is verified against the float64 reference
+before its first timed case (once per run: the records are stored, so a resumed run does not verify again), and a
+group that fails is not timed.
+"""
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-from dlbench.backends import get_backend
 from dlbench.core.cases import Case, MeasureConfig
-from dlbench.envs.select import Interpreter
 from dlbench.measure.stats import summarize
-from dlbench.runner.client import WorkerClient
-from dlbench.runner.verification import blocked_result, group_key, verification_case, verify_with
-from dlbench.store import Store
+from dlbench.runner.session import Session
+from dlbench.runner.verification import blocked_result, group_key, verification_case
 from dlbench.workloads import get_workload
 
 # on_event(kind, case, document): kind is "start" (document None), "verified" (the verification record of the
@@ -39,78 +39,45 @@ def finish_document(case: Case, raw: dict[str, Any], measure: MeasureConfig, tim
 
 
 def sweep(
-    store: Store,
-    run_id: str,
+    session: Session,
     plan: list[Case],
     measure: MeasureConfig,
     timeout_s: float,
-    cpus: list[int] | None = None,
-    isolation: str = "fork",
     on_event: EventCallback | None = None,
     skip: set[str] | None = None,
     verify: bool = False,
-    memory_limit: int | None = None,
-    interpreters: Mapping[str, Interpreter] | None = None,
 ) -> None:
-    """Run every case of `plan` not in `skip`. With `verify`, each backend × workload × precision × device is
-    first verified against the float64 reference (once per run: records are stored) and not timed if it fails.
-    With `memory_limit` (bytes), a case whose RSS reaches it is killed and recorded `oom` (runner/memory_limit.py).
-    `interpreters` maps a backend spec (`theano`, `torch@old`) to the interpreter its workers run in (dlbench.envs);
-    other backends run in this one.
-    A KeyboardInterrupt stops the sweep after killing the worker; every result already stored stays stored."""
+    """Run every case of `plan` not in `skip` in the session's run. A KeyboardInterrupt stops the sweep after the
+    worker is killed; every result already stored stays stored."""
     skip = skip or set()
-    interpreters = interpreters or {}
-    clients: dict[str, WorkerClient] = {}
-    verified = store.verifications(run_id)
+    verified = session.verifications()
 
-    def client_for(case: Case, logs: Path) -> WorkerClient:
-        spec = case.backend_spec
-        if spec not in clients:
-            for other in clients.values():  # plans group cases by backend: free the idle servers
-                other.close()
-            mode = isolation if get_backend(case.backend).fork_safe else "spawn"
-            interpreter = interpreters.get(spec)
-            if interpreter is None:
-                clients[spec] = WorkerClient(case.backend, logs, cpus, mode, memory_limit=memory_limit)
-            else:
-                (logs / spec).mkdir(exist_ok=True)  # two specs of one backend would share log names
-                clients[spec] = WorkerClient(case.backend, logs / spec, cpus, mode, python=interpreter.python,
-                                             memory_limit=memory_limit, env=interpreter.worker_env())  # fmt: skip
-        return clients[spec]
-
-    def outcome(case: Case, logs: Path) -> dict[str, Any]:
-        interpreter = interpreters.get(case.backend_spec)
-        info = get_backend(case.backend)
-        ok, reason = interpreter.available(info) if interpreter else info.available()
+    def outcome(case: Case) -> dict[str, Any]:
+        ok, reason = session.available(case)
         if not ok:
             return {"status": "unsupported", "error": reason}
-        client = client_for(case, logs)
         if verify:
             key = group_key(case)
             if key not in verified:
-                verified[key] = verify_with(client, verification_case(case), timeout_s)
-                store.add_verification(run_id, key, verified[key])
+                verified[key] = session.verify(verification_case(case), timeout_s)
+                session.add_verification(key, verified[key])
                 if on_event:
                     on_event("verified", case, verified[key])
             blocked = blocked_result(verified[key])
             if blocked is not None:
                 return blocked
-        return client.run(case, measure, timeout_s)
+        return session.measure(case, measure, timeout_s)
 
-    with tempfile.TemporaryDirectory(prefix="dlbench-logs-") as logs:
-        try:
-            for seq, case in enumerate(plan):
-                if case.key in skip:
-                    continue
-                if on_event:
-                    on_event("start", case, None)
-                raw = outcome(case, Path(logs))
-                if case.backend_spec in interpreters:  # which interpreter measured it, with the result
-                    raw.setdefault("interpreter", interpreters[case.backend_spec].to_dict())
-                doc = finish_document(case, raw, measure, timeout_s)
-                store.add_result(run_id, case, seq, doc)
-                if on_event:
-                    on_event("result", case, doc)
-        finally:
-            for client in clients.values():
-                client.close()
+    for seq, case in enumerate(plan):
+        if case.key in skip:
+            continue
+        if on_event:
+            on_event("start", case, None)
+        raw = outcome(case)
+        interpreter = session.interpreter(case.backend_spec)
+        if interpreter is not None:  # which interpreter measured it (or would have), with the result
+            raw.setdefault("interpreter", interpreter.to_dict())
+        document = finish_document(case, raw, measure, timeout_s)
+        session.add_result(case, seq, document)
+        if on_event:
+            on_event("result", case, document)

@@ -1,13 +1,71 @@
-"""Verification inside a run: before the first timed case of each backend × workload × precision × device,
-the same worker verifies it at small sizes against the float64 reference; a group that fails is not timed."""
+"""Verification: proof that a backend computes the workload's function, before anything of it is timed.
+
+Worker side (verify_case, in the backend's worker process): its forward output and every parameter gradient,
+from the workload's seeded weights and inputs, against the float64 NumPy reference (dlbench.workloads.reference);
+relative error = ‖out − ref‖ / ‖ref‖ per tensor, NaN or inf never passes, tolerances per precision
+(dlbench.core.precisions).
+Parent side: inside a run, before the first timed case of each backend × workload × precision × device, the same
+worker verifies it at small sizes (verification_case, group_key); a group that fails is not timed (blocked_result).
+`dlbench verify` runs the same check for every backend.
+Worker-side module: NumPy and the standard library only.
+"""
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from typing import Any
 
-from dlbench.core.cases import Case, MeasureConfig
-from dlbench.runner.client import WorkerClient
-from dlbench.verify import DEFAULT_SIZES
+from dlbench.backends.base import Backend
+from dlbench.core.cases import Case
+from dlbench.core.precisions import FORWARD_TOLERANCE, GRADIENT_TOLERANCE
+from dlbench.workloads import get_workload
+from dlbench.workloads.reference import reference, relative_error
+
+# Small sizes: enough to exercise every gate, every conv and pool, and fast for the float64 reference.
+DEFAULT_SIZES: dict[str, dict[str, int]] = {
+    "lstm": {"seq_len": 5, "batch": 3, "hidden": 16},
+    "vgg16": {"batch": 2, "image": 32},
+}
+
+
+def verify_case(case: Case, backend: Backend) -> dict[str, Any]:
+    """Run the backend's forward and train steps once each and compare them with the reference."""
+    workload = get_workload(case.workload)
+    size = workload.size(case.size)
+    ref_out, ref_grads = reference(workload, size, case.seed)
+
+    def fresh_step(mode: str) -> Any:
+        weights, inputs = workload.make_weights(size, case.seed), workload.make_inputs(size, case.seed)
+        step = backend.prepare(replace(case, mode=mode), workload, weights, inputs)
+        value = step()
+        backend.synchronize(value)
+        return value
+
+    forward_out = backend.to_numpy(fresh_step("forward"))
+    train_out, grads = fresh_step("train")
+    errors = {
+        "forward": relative_error(forward_out, ref_out),
+        "train_output": relative_error(backend.to_numpy(train_out), ref_out),
+    }
+    grad_errors = {
+        name: relative_error(backend.to_numpy(grads[name]), ref) if name in grads else math.inf
+        for name, ref in ref_grads.items()
+    }
+    worst = max(grad_errors, key=lambda k: grad_errors[k])
+    forward_tolerance, gradient_tolerance = FORWARD_TOLERANCE[case.precision], GRADIENT_TOLERANCE[case.precision]
+    forward_error = max(errors.values())
+    return {
+        "forward_error": forward_error,
+        "worst_grad_error": grad_errors[worst],
+        "worst_grad": worst,
+        "grad_errors": grad_errors,
+        "output_errors": errors,
+        "forward_tolerance": forward_tolerance,
+        "gradient_tolerance": gradient_tolerance,
+        "passed": forward_error <= forward_tolerance and grad_errors[worst] <= gradient_tolerance,
+        "missing_grads": sorted(set(ref_grads) - set(grads)),
+    }
 
 
 def group_key(case: Case) -> str:
@@ -15,21 +73,22 @@ def group_key(case: Case) -> str:
 
 
 def verification_case(case: Case, sizes: dict[str, dict[str, int]] | None = None) -> Case:
+    """The case that verifies `case`'s group: train mode (forward and gradients) at the verification size."""
     size = (sizes or DEFAULT_SIZES).get(case.workload, DEFAULT_SIZES[case.workload])
     return Case(case.workload, dict(size), case.backend, case.precision, "train", case.device, case.seed,
                 dict(case.options), case.env)  # fmt: skip
 
 
-def verify_with(client: WorkerClient, case: Case, timeout_s: float) -> dict[str, Any]:
-    """A verification record: the worker's document flattened (status, errors, passed)."""
-    doc = client.run(case, MeasureConfig(), timeout_s, task="verify")
+def verification_record(case: Case, document: dict[str, Any]) -> dict[str, Any]:
+    """A verification record: the worker's document for `case` flattened (status, errors, tolerances, passed)."""
     record: dict[str, Any] = {
         "backend": case.backend_spec, "workload": case.workload, "precision": case.precision, "device": case.device,
-        "size": case.size, "status": doc["status"], "error": doc.get("error"), "versions": doc.get("versions", {}),
+        "size": case.size, "status": document["status"], "error": document.get("error"),
+        "versions": document.get("versions", {}),
     }  # fmt: skip
-    record.update(doc.get("verification") or {})
+    record.update(document.get("verification") or {})
     record.setdefault("passed", False)
-    if doc["status"] != "ok":
+    if document["status"] != "ok":
         record["passed"] = False
     return record
 
@@ -49,3 +108,13 @@ def failure_text(record: dict[str, Any]) -> str:
     return (f"failed verification: forward error {record['forward_error']:.2e} (tolerance "
             f"{record['forward_tolerance']:.0e}), worst gradient error {record['worst_grad_error']:.2e} in "
             f"{record['worst_grad']} (tolerance {record['gradient_tolerance']:.0e}); --no-verify times it anyway")
+
+
+def describe(record: dict[str, Any]) -> str:
+    """One line for a verification record, as the run and verify commands print it."""
+    if record["status"] != "ok":
+        return f"{record['status']}: {(record.get('error') or '').splitlines()[0][:200] if record.get('error') else ''}"
+    verdict = "pass" if record["passed"] else "FAIL"
+    return (f"{verdict} (forward error {record['forward_error']:.1e} ≤ {record['forward_tolerance']:.0e}?, "
+            f"worst gradient error {record['worst_grad_error']:.1e} in {record['worst_grad']} "
+            f"≤ {record['gradient_tolerance']:.0e}?)")

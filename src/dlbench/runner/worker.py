@@ -9,9 +9,10 @@ peak RSS is its own: a forked child starts from the parent's post-import state, 
 framework's import baseline. Serving saves the framework's import time (seconds) on every case.
 
 A request's `task` is "measure" (time the case), "verify" (compare with the float64 reference) or "call": run
-the worker-side function `target` ("dlbench.module:function") as `function(case, backend_cls, **args)`, which
-returns the result document — how probes, max-batch searches and compile breakdowns run in a worker without
-a task of their own here. A failure in any task is that request's result (status error/oom/unsupported).
+the worker-side function `target` ("dlbench.module:function") as `function(case, backend, **args)`, with the case's
+backend instantiated and configured, which returns the result document — how the probe's layers and the usability
+probes run in a worker without a task of their own here. Every task loads, instantiates and configures the
+backend the same way (`_run`), and a failure in any task is that request's result (status error/oom/unsupported).
 Worker-side module: standard library, NumPy, and the backend's own framework only.
 """
 
@@ -25,6 +26,7 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from dlbench.backends import BACKENDS
@@ -33,12 +35,62 @@ from dlbench.core.cases import Case, MeasureConfig
 from dlbench.measure.memory import current_rss_bytes, peak_rss_bytes, populate, reset_peak_rss, resident_file_pages
 from dlbench.measure.timing import measure
 from dlbench.runner.protocol import decode, write_message
+from dlbench.runner.verification import verify_case
 from dlbench.workloads import get_workload
 
 
 def _error_text(exc: BaseException, backend: Backend | None = None) -> str:
     text = backend.describe_error(exc) if backend is not None else f"{type(exc).__name__}: {exc}".strip()
     return text if len(text) <= 2000 else text[:2000] + " …"
+
+
+def _cpus() -> list[int]:
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+
+def new_backend(case: Case, backend_cls: type[Backend]) -> Backend:
+    """The case's backend, instantiated and configured for the CPUs this process is pinned to."""
+    backend = backend_cls(case.device, case.options)
+    backend.configure(len(_cpus()) or (os.cpu_count() or 1))
+    return backend
+
+
+Task = Callable[[Backend], dict[str, Any]]
+Readers = Callable[[Backend], dict[str, Callable[[], Any]]]
+
+
+def _run(case: Case, backend_cls: type[Backend] | None, result: dict[str, Any], task: Task,
+         readers: Readers | None = None, loaded: Callable[[], None] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Load the case's backend class (unless the serving worker has: then `loaded` is not called), instantiate and
+    configure it, run `task` on it, and classify whatever it raises: every failure is this request's result
+    (status unsupported, oom, error), never this process's crash. Then `readers` (settings, versions, ...), each
+    of which may fail on its own."""
+    backend: Backend | None = None
+    try:
+        if backend_cls is None:
+            start = time.perf_counter()
+            backend_cls = BACKENDS[case.backend].load()
+            result["import_s"] = time.perf_counter() - start
+            if loaded is not None:
+                loaded()
+        backend = new_backend(case, backend_cls)
+        result.update(task(backend))
+        result.setdefault("status", "ok")
+    except Unsupported as exc:
+        result.update(status="unsupported", error=str(exc))
+    except BaseException as exc:  # noqa: BLE001 — every failure of a request is that request's result
+        status = backend.classify(exc) if backend is not None else None
+        if status is None and isinstance(exc, MemoryError):
+            status = "oom"
+        result.update(status=status or "error", error=_error_text(exc, backend),
+                      traceback=traceback.format_exc()[-4000:])  # fmt: skip
+    if backend is not None and readers is not None:
+        for name, reader in readers(backend).items():
+            try:
+                result[name] = reader()
+            except Exception as exc:  # noqa: BLE001 — a settings reader must not hide the request's own result
+                result[name] = {"error": _error_text(exc)}
+    return result
 
 
 def run_case(
@@ -49,22 +101,18 @@ def run_case(
     baseline_rss: int | None = None,
 ) -> dict[str, Any]:
     """Run one case in this process and return its result document (the parent derives the statistics)."""
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    threads = len(cpus) or (os.cpu_count() or 1)
-    result: dict[str, Any] = {"pid": os.getpid(), "cpus": cpus, "threads": threads}
-    backend: Backend | None = None
-    try:
-        if backend_cls is None:
-            start = time.perf_counter()
-            backend_cls = BACKENDS[case.backend].load()
-            import_s = time.perf_counter() - start
-            baseline_rss = current_rss_bytes()
-        result["import_s"] = import_s
-        backend = backend_cls(case.device, case.options)
-        backend.configure(threads)
+    cpus = _cpus()
+    result: dict[str, Any] = {"pid": os.getpid(), "cpus": cpus, "threads": len(cpus) or (os.cpu_count() or 1),
+                              "import_s": import_s}  # fmt: skip
+    baseline = baseline_rss
+
+    def imported() -> None:  # this process imported the framework itself: its baseline is now
+        nonlocal baseline
+        baseline = current_rss_bytes()
+
+    def timed(backend: Backend) -> dict[str, Any]:
         workload = get_workload(case.workload)
         size = workload.size(case.size)
-
         start = time.perf_counter()
         weights, inputs = workload.make_weights(size, case.seed), workload.make_inputs(size, case.seed)
         step = backend.prepare(case, workload, weights, inputs)
@@ -77,93 +125,41 @@ def run_case(
         rss_before = current_rss_bytes()
         timing = measure(step, backend.synchronize, config)
         peak = peak_rss_bytes()
-        result.update(
-            status="ok",
-            first_step_s=timing.first_step_s,
-            warmup_s=timing.warmup_s,
-            samples_s=timing.samples_s,
-            stopped_by=timing.stopped_by,
-            measure_total_s=timing.total_s,
-            memory={
+        return {
+            "status": "ok", "first_step_s": timing.first_step_s, "warmup_s": timing.warmup_s,
+            "samples_s": timing.samples_s, "stopped_by": timing.stopped_by, "measure_total_s": timing.total_s,
+            "memory": {
                 "rss_peak_bytes": peak,
-                "rss_import_baseline_bytes": baseline_rss,
-                "rss_peak_delta_bytes": peak - baseline_rss if baseline_rss is not None else None,
+                "rss_import_baseline_bytes": baseline,
+                "rss_peak_delta_bytes": peak - baseline if baseline is not None else None,
                 "rss_before_steps_bytes": rss_before,
                 "rss_peak_covers": "measured steps" if peak_reset else "whole worker life",
                 **backend.peak_memory(),
             },
-        )
-    except Unsupported as exc:
-        result.update(status="unsupported", error=str(exc))
-    except BaseException as exc:  # noqa: BLE001 — every failure of a case is that case's result
-        status = backend.classify(exc) if backend is not None else None
-        if status is None and isinstance(exc, MemoryError):
-            status = "oom"
-        result.update(status=status or "error", error=_error_text(exc, backend),
-                      traceback=traceback.format_exc()[-4000:])  # fmt: skip
-    if backend is not None:
-        readers = (("first_step_phases", backend.first_step_phases), ("compile_cache", backend.compile_cache),
-                   ("settings", backend.settings), ("versions", backend.versions))  # fmt: skip
-        for name, reader in readers:
-            try:
-                result[name] = reader()
-            except Exception as exc:  # noqa: BLE001 — a settings reader must not hide the case's own result
-                result[name] = {"error": _error_text(exc)}
-    return result
+        }  # fmt: skip
+
+    def readers(backend: Backend) -> dict[str, Callable[[], Any]]:
+        return {"first_step_phases": backend.first_step_phases, "compile_cache": backend.compile_cache,
+                "settings": backend.settings, "versions": backend.versions}  # fmt: skip
+
+    return _run(case, backend_cls, result, timed, readers, imported)
 
 
 def verify(case: Case, backend_cls: type[Backend] | None = None) -> dict[str, Any]:
     """Verify one backend × workload × precision (case.mode is ignored) and return its result document."""
-    from dlbench.verify import verify_case
-
-    result: dict[str, Any] = {"pid": os.getpid()}
-    backend: Backend | None = None
-    try:
-        backend_cls = backend_cls or BACKENDS[case.backend].load()
-        backend = backend_cls(case.device, case.options)
-        backend.configure(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
-        result.update(status="ok", verification=verify_case(case, backend))
-    except Unsupported as exc:
-        result.update(status="unsupported", error=str(exc))
-    except BaseException as exc:  # noqa: BLE001 — a failure to verify is the verification's result
-        status = backend.classify(exc) if backend is not None else None
-        result.update(status=status or ("oom" if isinstance(exc, MemoryError) else "error"),
-                      error=_error_text(exc, backend), traceback=traceback.format_exc()[-4000:])  # fmt: skip
-    if backend is not None:
-        try:
-            result["versions"] = backend.versions()
-        except Exception as exc:  # noqa: BLE001
-            result["versions"] = {"error": _error_text(exc)}
-    return result
-
-
-def new_backend(case: Case, backend_cls: type[Backend] | None = None) -> Backend:
-    """The case's backend, instantiated and configured for the CPUs this process is pinned to."""
-    backend: Backend = (backend_cls or BACKENDS[case.backend].load())(case.device, case.options)
-    backend.configure(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
-    return backend
+    return _run(case, backend_cls, {"pid": os.getpid()}, lambda backend: {"verification": verify_case(case, backend)},
+                lambda backend: {"versions": backend.versions})  # fmt: skip
 
 
 def call(case: Case, target: str, args: dict[str, Any], backend_cls: type[Backend] | None = None) -> dict[str, Any]:
-    """Run a worker-side function of dlbench's on this case (see the module docstring) and return its document."""
-    result: dict[str, Any] = {"pid": os.getpid()}
-    try:
-        module, _, name = target.partition(":")
-        if not module.startswith("dlbench.") or not name:
-            raise ValueError(f"worker call target must be 'dlbench.module:function', got {target!r}")
-        function = getattr(importlib.import_module(module), name)
-        if backend_cls is None:
-            start = time.perf_counter()
-            backend_cls = BACKENDS[case.backend].load()
-            result["import_s"] = time.perf_counter() - start
-        result.update(function(case, backend_cls, **args))
-        result.setdefault("status", "ok")
-    except Unsupported as exc:
-        result.update(status="unsupported", error=str(exc))
-    except BaseException as exc:  # noqa: BLE001 — a failing call is its request's result
-        result.update(status="oom" if isinstance(exc, MemoryError) else "error", error=_error_text(exc),
-                      traceback=traceback.format_exc()[-4000:])  # fmt: skip
-    return result
+    """Run a worker-side function of dlbench's, `function(case, backend, **args)` with the case's backend
+    instantiated and configured, and return its document (see the module docstring)."""
+    module, _, name = target.partition(":")
+    if not module.startswith("dlbench.") or not name:
+        error = f"ValueError: worker call target must be 'dlbench.module:function', got {target!r}"
+        return {"pid": os.getpid(), "status": "error", "error": error}
+    return _run(case, backend_cls, {"pid": os.getpid()},
+                lambda backend: getattr(importlib.import_module(module), name)(case, backend, **args))  # fmt: skip
 
 
 def _dispatch(

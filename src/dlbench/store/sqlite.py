@@ -217,6 +217,15 @@ class Store:
         )
         return {key: json.loads(doc) for key, doc in rows}
 
+    def runs_with_findings(self, run_ids: list[str], kind: str) -> list[str]:
+        """Of `run_ids`, those holding findings of `kind`; if none does, the newest run in the store that does; else
+        none. What a report's section shows: its own runs' findings, else the latest (and it says which run)."""
+        own = [run_id for run_id in run_ids if self.findings(run_id, kind)]
+        if own:
+            return own
+        latest = self.latest_run_with(kind)
+        return [latest] if latest else []
+
     def latest_run_with(self, kind: str) -> str | None:
         """The newest run holding findings of this kind (None if there is none): what a report shows by default."""
         row = self.db.execute(

@@ -9,14 +9,15 @@ What is counted, precisely (the report says it too):
   Imports anywhere in the module bind aliases; a name spelled like the framework's top-level module (`keras`
   passed as a parameter, `self.keras`) counts as that module. Methods of framework objects (`model.to(...)`,
   `x.numpy()`) are NOT counted: telling them from plain Python needs types, which an AST does not have.
-- dlbench's backends: each backend module declares, in a literal `CODE_PARTS = {backend: {"lstm": (...),
-  "vgg16": (...), "step": (...)}}` (read from the AST, never imported), which functions are each workload's
-  model code and which make the timed step from it (shared by both workloads). Both are dlbench's
-  implementation, written for comparable, verified measurement (weights loaded from the workload, layouts,
-  precision), not a user's script; the module's remaining code (settings, memory, error classification: the
-  harness) is counted only in the module total.
-- bare scripts (benchmarks/bare/*.py): the whole file, timing loop included: the closest thing here to what a
-  user writes for one LSTM layer.
+- dlbench's backends: each backend's registry entry declares (`code_parts`) which functions are each workload's
+  model code and which make the timed step from it (shared by both workloads): qualified names in the module of
+  the backend's class, or `module:qualname` elsewhere in dlbench (Keras' models, shared by its three engines),
+  read from the source, never imported. Both are dlbench's implementation, written for comparable, verified
+  measurement (weights loaded from the workload, layouts, precision), not a user's script; the remaining code of
+  the modules they live in (settings, memory, error classification: the harness) is counted only in the modules'
+  total.
+- bare scripts (benchmarks/bare/<script>, each framework's named by its registry entry): the whole file, timing
+  loop included: the closest thing here to what a user writes for one LSTM layer.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dlbench.backends import BACKENDS, framework_modules
+from dlbench.backends import BACKENDS, bare_scripts, framework_modules
 
 _NOT_CODE = {
     tokenize.COMMENT,
@@ -52,6 +53,11 @@ class CodeCount:
 
     def to_dict(self) -> dict[str, Any]:
         return {"lines": self.lines, "statements": self.statements, "api": list(self.api)}
+
+    def __add__(self, other: CodeCount) -> CodeCount:
+        """Two files' counts together (their lines are distinct; their API names may repeat)."""
+        return CodeCount(self.lines + other.lines, self.statements + other.statements,
+                         tuple(sorted(set(self.api) | set(other.api))))  # fmt: skip
 
 
 class Module:
@@ -167,16 +173,6 @@ class Module:
             api |= self._api(node)
         return CodeCount(len(lines), sum(self._statements(n) for n in nodes), tuple(sorted(api)))
 
-    def code_parts(self) -> dict[str, dict[str, tuple[str, ...]]]:
-        """The module's CODE_PARTS literal ({} if it has none)."""
-        for node in self.tree.body:
-            if isinstance(node, (ast.Assign, ast.AnnAssign)):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                if any(isinstance(t, ast.Name) and t.id == "CODE_PARTS" for t in targets) and node.value is not None:
-                    parts = ast.literal_eval(node.value)
-                    return {b: {k: tuple(v) for k, v in p.items()} for b, p in parts.items()}
-        return {}
-
 
 def _dotted(node: ast.AST) -> str | None:
     parts: list[str] = []
@@ -188,11 +184,10 @@ def _dotted(node: ast.AST) -> str | None:
     return ".".join([node.id, *reversed(parts)])
 
 
-def _module_path(backend: str) -> Path:
+def _module_path(module: str) -> Path:
     import importlib.util
 
-    module = BACKENDS[backend].target.partition(":")[0]
-    spec = importlib.util.find_spec(module)  # imports the parent package (dlbench.backends) only
+    spec = importlib.util.find_spec(module)  # imports the parent packages only (dlbench.backends, no framework)
     if spec is None or spec.origin is None:
         raise FileNotFoundError(module)
     return Path(spec.origin)
@@ -205,38 +200,50 @@ def _display_path(path: Path) -> str:
 
 def backend_metrics(backend: str, workloads: list[str]) -> dict[str, dict[str, Any]]:
     """workload -> the usability finding's `code` part for one backend of dlbench's own source."""
-    path = _module_path(backend)
-    module = Module(path.read_text(), set(BACKENDS[backend].requires) & _FRAMEWORKS)
-    parts = module.code_parts().get(backend, {})
-    total = module.count()
-    step = module.count(parts["step"]) if "step" in parts else None
+    info = BACKENDS[backend]
+    frameworks = set(info.requires) & _FRAMEWORKS
+    parts = info.code_parts
+    where = {ref: ref.rpartition(":")[0] or info.module for refs in parts.values() for ref in refs}
+    modules = {name: Module(_module_path(name).read_text(), frameworks) for name in (info.module, *where.values())}
+
+    def count(refs: tuple[str, ...]) -> CodeCount:
+        by_module: dict[str, list[str]] = {}
+        for ref in refs:
+            by_module.setdefault(where[ref], []).append(ref.rpartition(":")[2])
+        counts = [modules[name].count(qualnames) for name, qualnames in by_module.items()]
+        return sum(counts[1:], counts[0])
+
+    total = sum((m.count() for m in list(modules.values())[1:]), next(iter(modules.values())).count())
+    shown = ", ".join(_display_path(_module_path(name)) for name in modules)
+    step = count(parts["step"]) if "step" in parts else None
     out: dict[str, dict[str, Any]] = {}
     for workload in workloads:
-        doc: dict[str, Any] = {"module": _display_path(path), "module_total": total.to_dict()}
+        doc: dict[str, Any] = {"module": shown, "module_total": total.to_dict()}
         if workload in parts:
-            model = module.count(parts[workload])
+            model = count(parts[workload])
             doc["model"] = {"functions": list(parts[workload]), **model.to_dict()}
             if step is not None:
                 doc["step"] = {"functions": list(parts["step"]), **step.to_dict()}
                 doc["api_distinct"] = len(set(model.api) | set(step.api))
         else:
-            doc["note"] = f"{doc['module']} declares no CODE_PARTS for {backend} {workload}: module total only"
+            doc["note"] = (f"the {backend} backend's registry entry declares no code_parts for {workload}: module "
+                           "total only")  # fmt: skip
         out[workload] = doc
     return out
 
 
 def bare_metrics(directory: Path = BARE_DIR) -> dict[str, dict[str, Any]]:
-    """script name -> the whole script's count, for benchmarks/bare/*.py (each one LSTM layer, timed)."""
+    """script name -> the whole script's count, for each framework's bare script (one LSTM layer, timed)."""
     out: dict[str, dict[str, Any]] = {}
-    for path in sorted(directory.glob("*.py")) if directory.is_dir() else []:
-        if path.name == "__init__.py":
+    for name in bare_scripts().values():
+        path = directory / name
+        if not path.is_file():  # an installed dlbench has no benchmarks/ folder
             continue
         module = Module(path.read_text())
-        count = module.count()
         out[path.name] = {
             "script": f"benchmarks/bare/{path.name}",
             "workload": "lstm",
             "frameworks": sorted(module.frameworks),
-            **count.to_dict(),
+            **module.count().to_dict(),
         }
     return out

@@ -1,0 +1,24 @@
+"""JAX: `jax`, jax.jit over lax.scan and lax.conv_general_dilated.
+
+backend.py (the models and the backend), helpers.py (jit's stages timed one by one, the persistent compilation
+cache, devices, memory, what XLA computes in: shared with keras-jax and pytensor-jax), layers.py (for probe),
+usability.py (jax.export, StableHLO, jax2tf).
+"""
+
+from __future__ import annotations
+
+from dlbench.backends.registry import BackendInfo, Framework
+
+FRAMEWORK = Framework(
+    name="jax", label="JAX", requires=("jax", "jaxlib"), install="pip install 'dlbench[jax]'",
+    backends=(
+        BackendInfo("jax", "dlbench.backends.jax.backend:JaxBackend", "JAX",
+                    description="jax.jit; LSTM with lax.scan, convs with lax.conv_general_dilated",
+                    layers="jit", idiom="jax.jit", exports=("jax.export", "stablehlo-text", "jax2tf-saved_model"),
+                    code_parts={"lstm": ("lstm",), "vgg16": ("vgg16_body",), "step": ("JaxBackend.prepare",)}),
+    ),
+    layers="dlbench.backends.jax.layers", usability="dlbench.backends.jax.usability",
+    env_vars=("XLA_FLAGS", "XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION",
+              "XLA_PYTHON_CLIENT_ALLOCATOR", "JAX_PLATFORMS"),
+    bare="jax.py",
+)  # fmt: skip

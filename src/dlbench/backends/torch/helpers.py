@@ -1,0 +1,103 @@
+"""What every backend that runs on PyTorch shares (`torch`, `torch-compile`, `keras-torch`): the case's device,
+synchronization, the allocator's peak, the settings and versions in force, and how torch says out of memory or
+"no kernel for this dtype". Worker-side only.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import torch
+
+from dlbench.backends.base import Unsupported, exception_chain
+
+_OOM_TEXT = ("out of memory", "DefaultCPUAllocator: can't allocate memory")
+# torch's ways of saying a kernel lacks a dtype: `"addmm_impl_cpu_" not implemented for 'Half'` (a
+# NotImplementedError in torch 2.x, a RuntimeError before), `linalg.inv: Low precision dtypes not supported.
+# Got Half`, `Unsupported dtype BFloat16`.
+_NO_KERNEL_TEXT = re.compile(r"not implemented for|(?i:not supported|unsupported dtype).*\b(Half|BFloat16)\b")
+
+
+def check_device(device: str, backend: str) -> None:
+    """Unsupported unless torch can run on the case's device ("cpu", or "cuda" with a usable GPU)."""
+    if device == "cpu":
+        return
+    if device != "cuda":
+        raise Unsupported(f"device {device!r} is not implemented by the {backend} backend")
+    if not torch.cuda.is_available():
+        raise Unsupported(
+            f"CUDA is not available to torch {torch.__version__}: "
+            + (
+                "this is a CPU-only build"
+                if torch.version.cuda is None
+                else f"built for CUDA {torch.version.cuda}, but no usable GPU/driver was found"
+            )
+        )
+
+
+def on_cuda(device: str) -> bool:
+    return device == "cuda" and torch.cuda.is_available()
+
+
+def synchronize(device: str) -> None:
+    if on_cuda(device):
+        torch.cuda.synchronize()
+
+
+def reset_peak_memory(device: str) -> None:
+    if on_cuda(device):
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_memory(device: str) -> dict[str, int]:
+    """The CUDA caching allocator's peaks; {} on the CPU, where the worker measures RSS itself."""
+    if not on_cuda(device):
+        return {}
+    return {
+        "torch_cuda_max_allocated": torch.cuda.max_memory_allocated(),
+        "torch_cuda_max_reserved": torch.cuda.max_memory_reserved(),
+    }
+
+
+def settings(device: str) -> dict[str, Any]:
+    """torch's own settings in force: threads, oneDNN, matmul precision, determinism; on CUDA, cuDNN and TF32."""
+    found: dict[str, Any] = {
+        "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "mkldnn.enabled": torch.backends.mkldnn.enabled,
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+    }
+    if device == "cuda":  # these flags change nothing on cpu
+        found.update({
+            "cudnn.enabled": torch.backends.cudnn.enabled,
+            "cudnn.benchmark": torch.backends.cudnn.benchmark,
+            "cudnn.deterministic": torch.backends.cudnn.deterministic,
+            "cuda.matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+            "cudnn.allow_tf32": torch.backends.cudnn.allow_tf32,
+        })  # fmt: skip
+    return found
+
+
+def versions() -> dict[str, str]:
+    return {
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda or "",
+        "cudnn": str(torch.backends.cudnn.version() or ""),
+    }
+
+
+def classify(exc: BaseException) -> str | None:
+    chain = exception_chain(exc)
+    for e in chain:
+        if isinstance(e, (torch.cuda.OutOfMemoryError, MemoryError)):
+            return "oom"
+        if isinstance(e, RuntimeError) and any(text in str(e) for text in _OOM_TEXT):
+            return "oom"
+    for e in chain:
+        if isinstance(e, NotImplementedError):
+            return "unsupported"
+        if isinstance(e, RuntimeError) and _NO_KERNEL_TEXT.search(str(e)):
+            return "unsupported"
+    return None

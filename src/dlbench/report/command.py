@@ -1,0 +1,184 @@
+"""`dlbench report` and `dlbench compare`: their argument parsers and commands. cli.py adds the parsers and
+hands the parsed arguments here; the heavy modules load only when a command runs.
+
+Both follow the CLI's rule for mistakes: everything is validated (names, numbers, paths, run ids, Chromium)
+before anything is written; a mistake is one line naming the bad value and what is allowed, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dlbench.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from dlbench.core.results import Run
+    from dlbench.core.tables import Section
+
+COMMANDS = ("report", "compare")
+REPORT_FORMATS = ("html", "markdown")
+COMPARE_FORMATS = ("table", "markdown", "json")
+EXIT_REGRESSION = 1
+
+
+def add_parsers(sub: Any, store_help: str) -> None:
+    """Add `report` and `compare` to the CLI's subparsers."""
+    report = sub.add_parser("report", help="the HTML (or Markdown) report of stored runs", description=(
+        "Write one self-contained HTML file (no network needed to view it: inline CSS and SVG plots) with the "
+        "seed's tables from the run(s), the 2016 figures beside them, plots, the recommendation computed from "
+        "the raw samples, and each run's environment. Several run ids pool their results. --format markdown "
+        "gives the tables and the recommendation as Markdown."))  # fmt: skip
+    report.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="stored runs (default: the latest)")
+    report.add_argument("--store", metavar="PATH", help=store_help)
+    report.add_argument("--format", default="html", choices=REPORT_FORMATS, help="html (default) or markdown")
+    report.add_argument("--out", metavar="PATH", help="where to write it (html default: report.html; markdown "
+                        "default: stdout; '-' for stdout)")  # fmt: skip
+    report.add_argument("--weights", metavar="KEY=W,...", help="how much regimes count in the summary, by "
+                        "workload, mode, precision, device or size band, e.g. lstm=2,vgg16=1,train=2")  # fmt: skip
+    report.add_argument("--screenshot", metavar="PNG", help="also save a full-page screenshot of the HTML report "
+                        "as headless Chromium renders it (needs chromium)")  # fmt: skip
+
+    compare = sub.add_parser("compare", help="B ÷ A samples/s per matching case, with CIs and verdicts",
+                             description=(
+        "For every case the two runs share: B's samples/s ÷ A's, a 95% bootstrap CI from the raw iteration "
+        "times, and a verdict (no significant difference / faster / slower). A significant slowdown beyond "
+        "--threshold is a regression. Runs whose machines differ in what decides the figures (CPU model, GPU "
+        "model) are refused unless --force. Two versions of one framework (two runs, or two envs: `dlbench "
+        "envs`) compare as such: the header names the versions that changed."))  # fmt: skip
+    compare.add_argument("run_a", metavar="RUN_A", help="the baseline; RUN_ID:BACKEND takes one backend of the "
+                         "run (e.g. RUN:torch@old, to compare two envs of one run)")  # fmt: skip
+    compare.add_argument("run_b", metavar="RUN_B", help="the run judged against it (RUN_ID:BACKEND as for RUN_A)")
+    compare.add_argument("--store", metavar="PATH", help=store_help)
+    compare.add_argument(
+        "--threshold",
+        default="5%",
+        metavar="PERCENT",
+        help="a significant slowdown larger than this is a regression (default 5%%)",
+    )
+    compare.add_argument(
+        "--noise",
+        default="1%",
+        metavar="PERCENT",
+        help="differences whose whole 95%% CI lies within ± this are not significant (default 1%%)",
+    )
+    compare.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any case regressed")
+    compare.add_argument(
+        "--force", action="store_true", help="compare even when the environments differ in a way that matters"
+    )
+    compare.add_argument("--format", default="table", choices=COMPARE_FORMATS, help="output format (default: table)")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    if args.command == "report":
+        return _cmd_report(args)
+    return _cmd_compare(args)
+
+
+def _check_out(path: str, what: str) -> Path:
+    out = Path(path)
+    if out.is_dir():
+        raise UsageError(f"bad {what} {path!r}: it is a directory; give a file path")
+    if not out.parent.is_dir():
+        raise UsageError(f"bad {what} {path!r}: directory {str(out.parent)!r} does not exist")
+    return out
+
+
+def _write(path: Path, data: str | bytes) -> None:
+    """Write through a temporary file in the same directory, so a failure leaves no half-written report."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load(store: str | None, run_ids: list[str | None]) -> list[Run]:
+    """The stored runs (None: the latest), read through one store connection that is closed after."""
+    return _load_with_sections(store, run_ids, sections=False)[0]
+
+
+def _load_with_sections(
+    store: str | None, run_ids: list[str | None], sections: bool = True
+) -> tuple[list[Run], list[Section]]:
+    """The stored runs and (if asked) the report sections built from the store's findings, through one connection."""
+    from dlbench.report.sections import build_sections
+    from dlbench.runs import api
+    from dlbench.store import Store, default_store_path
+
+    db = Store(store or default_store_path(), create=False)
+    try:
+        runs = [api.load_run(run_id, db) for run_id in run_ids]
+        return runs, build_sections(db, runs) if sections else []
+    finally:
+        db.close()
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from dlbench.report import browser, content, markdown, page
+    from dlbench.report.recommend import parse_weights
+
+    weights = parse_weights(args.weights)
+    html = args.format == "html"
+    out = args.out if args.out is not None else ("report.html" if html else "-")
+    target = None if out == "-" else _check_out(out, "--out")
+    shot = None
+    if args.screenshot:
+        if not html:
+            raise UsageError("--screenshot needs --format html (it renders the HTML report)")
+        shot = _check_out(args.screenshot, "--screenshot")
+        if browser.find_chromium() is None:
+            raise UsageError(f"--screenshot needs Chromium, and none was found: {browser.INSTALL_HINT}")
+        if target is None:
+            raise UsageError("--screenshot needs --out FILE (the browser opens the HTML file)")
+    runs, sections = _load_with_sections(args.store, args.run_ids or [None])
+    report = content.build(runs, weights, sections)
+    text = page.render(report) if html else markdown.render(report)
+    if target is None:
+        sys.stdout.write(text)
+        return 0
+    _write(target, text)
+    print(f"wrote {target} ({len(report.run.results)} results of run {report.run.run_id})", file=sys.stderr)
+    if shot is not None:
+        try:
+            browser.screenshot(target, shot)
+        except browser.BrowserError as exc:
+            print(f"dlbench: screenshot failed: {exc}", file=sys.stderr)
+            return 1
+        print(f"wrote {shot}", file=sys.stderr)
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from dlbench.report import compare
+
+    threshold = compare.parse_threshold(args.threshold)
+    noise = compare.parse_threshold(args.noise, "--noise", zero=True)
+    (id_a, spec_a), (id_b, spec_b) = compare.split_run_arg(args.run_a), compare.split_run_arg(args.run_b)
+    a, b = _load(args.store, [id_a, id_b])
+    a, b = (compare.select_backend(run, spec) if spec else run for run, spec in ((a, spec_a), (b, spec_b)))
+    result = compare.compare_runs(a, b, threshold, force=args.force, noise=noise)
+    if args.format == "json":
+        print(compare.to_json(result))
+    elif args.format == "markdown":
+        print(compare.to_markdown(result), end="")
+    else:
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
+        console = Console(width=None if sys.stdout.isatty() else 200)
+        table = Table(*compare.COLUMNS, title=f"dlbench compare {a.run_id} → {b.run_id}", title_justify="left")
+        for row in compare.rows_text(result):
+            table.add_row(*(Text(cell) for cell in row))
+        console.print(table)
+        for line in compare.summary_lines(result):
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
+    return EXIT_REGRESSION if args.fail_on_regression and result.regressions else 0

@@ -1,0 +1,240 @@
+"""The one runner session every command drives its workers through.
+
+A session owns the worker processes of one command and, when the command records a run, that run in the store:
+
+    placement = Placement(cpus=[0], memory_limit=4 << 30)
+    with open_run(store, "probe", [], settings, placement) as session:
+        document = session.call(case, "dlbench.probe.worker:probe_layer", {"layer": "conv2d"}, timeout_s)
+        session.add_finding("probe", key, document)
+
+- Placement: how a backend spec's workers run, chosen here once for every command: the interpreter (dlbench's
+  own, a managed env, or a --python path), the isolation (a forked child of a serving worker per case, or a
+  fresh interpreter per case; spawn for backends that are not fork-safe), the CPUs they are pinned to and the
+  memory cap the parent enforces.
+- Workers: one serving worker at a time (plans group cases by backend), closed when the next spec starts and
+  when the session ends; every case, verification or call runs in a process of its own. A backend that is not
+  installed (here or in its interpreter) is answered `unsupported` with the reason, and no worker starts.
+- The run: open_run() is the only function that creates one (run id, fingerprint, plan, settings); resume_run()
+  reopens one. Its status is "running" while the session is open, "complete" when the session closes normally,
+  and "interrupted" when an exception closes it (Ctrl-C, SIGTERM, a failure): what was stored stays stored.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from dlbench.backends import env_vars, framework_modules, get_backend
+from dlbench.core.cases import Case, MeasureConfig
+from dlbench.core.errors import UsageError, unknown
+from dlbench.core.units import parse_size
+from dlbench.measure.env import fingerprint
+from dlbench.runner.client import WorkerClient
+from dlbench.runner.interpreters import Interpreter, environments_fingerprint
+from dlbench.runner.verification import verification_record
+from dlbench.store import Store
+
+ISOLATIONS = ("fork", "spawn")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and how a command's workers run. `placement()` validates what a user gives."""
+
+    cpus: list[int] | None = None  # pin every worker to these CPUs (None: all this process may use)
+    isolation: str = "fork"  # fork: a serving worker forks a child per case; spawn: a fresh interpreter per case
+    memory_limit: int | None = None  # bytes of RSS a case may hold (runner/memory_limit.py); None: no cap
+    interpreters: Mapping[str, Interpreter] = field(default_factory=dict)  # backend spec -> another interpreter
+
+    def settings(self) -> dict[str, Any]:
+        """How a run's settings record it."""
+        return {"cpus": self.cpus, "isolation": self.isolation, "memory_limit_bytes": self.memory_limit,
+                "interpreters": {spec: i.to_dict() for spec, i in self.interpreters.items()}}  # fmt: skip
+
+
+def check_cpus(cpus: list[int] | tuple[int, ...] | None) -> list[int] | None:
+    """CPU ids to pin workers to, each one this process may use; sorted, once each. UsageError naming the bad ids."""
+    if cpus is None:
+        return None
+    import os
+
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+    bad = [c for c in cpus if c not in allowed]
+    if bad or not cpus:
+        raise UsageError(f"bad --cpus {','.join(map(str, cpus))}: allowed CPU ids are {sorted(allowed)}")
+    return sorted(set(cpus))
+
+
+def memory_limit_bytes(limit: int | str | None) -> int | None:
+    """A --memory-limit as bytes: "4GiB", "512MiB", "8G" or a number of bytes; None for no cap."""
+    if limit is None:
+        return None
+    if isinstance(limit, str):
+        return parse_size(limit)
+    if isinstance(limit, bool) or limit < 2**20:
+        raise UsageError(f"bad --memory-limit {limit!r}: must be at least 1MiB (1048576 bytes)")
+    return int(limit)
+
+
+def placement(
+    cpus: list[int] | tuple[int, ...] | None = None,
+    isolation: str = "fork",
+    memory_limit: int | str | None = None,
+    interpreters: Mapping[str, Interpreter] | None = None,
+) -> Placement:
+    """A validated Placement: the same rules for --cpus, --isolation and --memory-limit in every command."""
+    if isolation not in ISOLATIONS:
+        raise unknown("isolation", isolation, ISOLATIONS)
+    return Placement(check_cpus(cpus), isolation, memory_limit_bytes(memory_limit), dict(interpreters or {}))
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+class Session:
+    """The workers of one command, and the run they record (if any). Use as a context manager."""
+
+    def __init__(self, placement: Placement, store: Store | None = None, run_id: str | None = None) -> None:
+        self.placement, self.store, self.run_id = placement, store, run_id
+        self._clients: dict[str, WorkerClient] = {}
+        self._logs: Path | None = None
+
+    # -- lifetime -----------------------------------------------------------------------------------------
+
+    def __enter__(self) -> Session:
+        self._logs = Path(tempfile.mkdtemp(prefix="dlbench-logs-"))
+        if self.store is not None and self.run_id is not None:
+            self.store.set_run_status(self.run_id, "running")
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        try:
+            self.close_workers()
+            if self._logs is not None:
+                shutil.rmtree(self._logs, ignore_errors=True)
+            if self.store is not None and self.run_id is not None:
+                self.store.set_run_status(self.run_id, "complete" if kind is None else "interrupted")
+        finally:
+            if self.store is not None:
+                self.store.close()
+
+    def close_workers(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+    # -- workers ------------------------------------------------------------------------------------------
+
+    def interpreter(self, spec: str) -> Interpreter | None:
+        """The other interpreter a backend spec runs in; None: dlbench's own."""
+        return self.placement.interpreters.get(spec)
+
+    def available(self, case: Case) -> tuple[bool, str]:
+        """Whether the case's backend is installed where its workers run (never imports a framework)."""
+        info, interpreter = get_backend(case.backend), self.interpreter(case.backend_spec)
+        return interpreter.available(info) if interpreter is not None else info.available()
+
+    def _client(self, case: Case) -> WorkerClient:
+        spec = case.backend_spec
+        if spec not in self._clients:
+            self.close_workers()  # plans group cases by backend: free the idle serving worker first
+            assert self._logs is not None, "a Session is used inside `with`"
+            logs = self._logs / spec
+            logs.mkdir(exist_ok=True)
+            info, interpreter = get_backend(case.backend), self.interpreter(spec)
+            isolation = self.placement.isolation if info.fork_safe else "spawn"
+            self._clients[spec] = WorkerClient(
+                case.backend, logs, self.placement.cpus, isolation,
+                python=interpreter.python if interpreter is not None else sys.executable,
+                memory_limit=self.placement.memory_limit,
+                env=interpreter.worker_env() if interpreter is not None else None,
+            )  # fmt: skip
+        return self._clients[spec]
+
+    def _unsupported(self, case: Case) -> dict[str, Any] | None:
+        ok, reason = self.available(case)
+        return None if ok else {"status": "unsupported", "error": reason}
+
+    def _with_interpreter(self, case: Case, document: dict[str, Any]) -> dict[str, Any]:
+        interpreter = self.interpreter(case.backend_spec)
+        if interpreter is not None:  # which interpreter measured it, with the document
+            document.setdefault("interpreter", interpreter.to_dict())
+        return document
+
+    def measure(self, case: Case, config: MeasureConfig, timeout_s: float) -> dict[str, Any]:
+        """Time one case in a worker process of its own: the worker's raw result document."""
+        document = self._unsupported(case) or self._client(case).run(case, config, timeout_s)
+        return self._with_interpreter(case, document)
+
+    def verify(self, case: Case, timeout_s: float) -> dict[str, Any]:
+        """Verify the case's backend × workload × precision against the float64 reference at the case's size: a
+        verification record (status, errors, tolerances, passed)."""
+        document = self._unsupported(case) or self._client(case).run(case, MeasureConfig(), timeout_s, task="verify")
+        return self._with_interpreter(case, verification_record(case, document))
+
+    def call(self, case: Case, target: str, args: Mapping[str, Any], timeout_s: float) -> dict[str, Any]:
+        """Run the worker-side function `target` ("dlbench.module:function") on the case's backend in a worker
+        process of its own: function(case, backend, **args) -> its document (see runner/worker.py)."""
+        unsupported = self._unsupported(case)
+        if unsupported is not None:
+            return unsupported
+        return self._client(case).run(case, MeasureConfig(), timeout_s, task="call", target=target, args=dict(args))
+
+    # -- the run ------------------------------------------------------------------------------------------
+
+    def _run(self) -> tuple[Store, str]:
+        if self.store is None or self.run_id is None:
+            raise RuntimeError("this session records no run")
+        return self.store, self.run_id
+
+    def add_result(self, case: Case, seq: int, document: dict[str, Any]) -> bool:
+        store, run_id = self._run()
+        return store.add_result(run_id, case, seq, document)
+
+    def add_verification(self, key: str, record: dict[str, Any]) -> None:
+        store, run_id = self._run()
+        store.add_verification(run_id, key, record)
+
+    def verifications(self) -> dict[str, dict[str, Any]]:
+        store, run_id = self._run()
+        return store.verifications(run_id)
+
+    def add_finding(self, kind: str, key: str, document: dict[str, Any]) -> bool:
+        store, run_id = self._run()
+        return store.add_finding(run_id, kind, key, document)
+
+
+def open_run(
+    store_path: str | Path, suite: str, plan: list[Case], settings: dict[str, Any], placement: Placement
+) -> Session:
+    """Create a run in the store (a new id, this machine's fingerprint, the plan and the settings, the placement's
+    among them) and return the session that runs it. Call it only once everything is validated: it writes."""
+    environment = fingerprint(framework_modules(), env_vars())
+    if placement.interpreters:  # each other interpreter: its path, Python version and packages, asked of it
+        environment["environments"] = environments_fingerprint(placement.interpreters)
+    store = Store(store_path)
+    run_id = new_run_id()
+    try:
+        store.create_run(run_id, suite, plan, {**settings, **placement.settings()}, environment)
+    except BaseException:
+        store.close()
+        raise
+    return Session(placement, store, run_id)
+
+
+def resume_run(store_path: str | Path, run_id: str, placement: Placement) -> Session:
+    """The session that finishes a stored run (its cases with no result yet are the caller's to run)."""
+    return Session(placement, Store(store_path, create=False), run_id)
+
+
+__all__ = ["ISOLATIONS", "Placement", "Session", "check_cpus", "memory_limit_bytes", "new_run_id", "open_run",
+           "placement", "resume_run"]  # fmt: skip

@@ -1,0 +1,196 @@
+"""`dlbench run`, `show`, `runs`, `list` and `env`: their parsers and commands over runs/api.py. cli.py adds the
+parsers and hands the parsed arguments here; a mistake is one line naming the bad value, exit 2, nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from dlbench.backends import BACKENDS, env_vars, framework_modules
+from dlbench.core import arguments
+from dlbench.core.cases import DEVICES, MODES, Case
+from dlbench.core.precisions import PRECISIONS
+from dlbench.runner.session import ISOLATIONS
+from dlbench.runner.verification import describe
+from dlbench.runs.render import FORMATS, print_run
+from dlbench.suites import load_suite, suite_names
+from dlbench.workloads import WORKLOADS
+
+COMMANDS = ("run", "show", "runs", "list", "env")
+EXIT_INTERRUPTED = 130
+
+
+def add_parsers(sub: Any, store_help: str) -> None:
+    run = sub.add_parser("run", help="measure a suite or a workload", description=(
+        "Run a suite (seed, seed-cpu, quick, or a suite .toml file) or one workload over the sizes --set gives. "
+        "Default: seed on a CUDA GPU, seed-cpu otherwise. Each case runs in its own worker process; each result "
+        "is stored the moment it arrives."))  # fmt: skip
+    run.add_argument("target", nargs="?", metavar="SUITE|WORKLOAD",
+                     help=f"suites: {', '.join(suite_names())}; workloads: {', '.join(WORKLOADS)}")
+    run.add_argument("--set", action="append", metavar="KEY=V1,V2", dest="sets",
+                     help="size values (repeatable), e.g. --set seq_len=30 --set batch=32,128")
+    run.add_argument("--backends", type=arguments.names, help=f"comma-separated, from: {', '.join(BACKENDS)}")
+    run.add_argument("--precisions", type=arguments.names, help=f"comma-separated, from: {', '.join(PRECISIONS)}")
+    run.add_argument("--modes", type=arguments.names, help=f"comma-separated, from: {', '.join(MODES)}")
+    run.add_argument("--device", help=f"one of: {', '.join(DEVICES)} (default: the suite's)")
+    run.add_argument("--timeout", type=float, metavar="S", help="per-case timeout in seconds (default: the suite's)")
+    run.add_argument("--min-time", type=float, metavar="S", help="time each case at least this long")
+    run.add_argument("--max-time", type=float, metavar="S", help="never time a case longer than this")
+    run.add_argument("--cpus", help=arguments.CPUS_HELP)
+    run.add_argument("--isolation", default="fork", choices=ISOLATIONS,
+                     help="fork: import each framework once, fork a process per case (default); "
+                     "spawn: a fresh interpreter per case")  # fmt: skip
+    run.add_argument("--option", action="append", metavar="KEY=VALUE", dest="options",
+                     help="a backend option, part of each case's identity (e.g. the numpy harness backend's "
+                     "sleep_s=0.5 or fault=crash, used by dlbench's own tests)")
+    run.add_argument("--no-verify", action="store_true",
+                     help="time cases even where the backend disagrees with the float64 reference")
+    run.add_argument("--resume", metavar="RUN_ID", help="measure only the cases an interrupted run is missing")
+    arguments.add_interpreter_options(run)
+    run.add_argument("--memory-limit", metavar="SIZE", help="cap each case's resident memory (its whole worker "
+                     "process, framework included), e.g. 4GiB, 512MiB, 8G: a case that reaches it is killed and "
+                     "recorded as oom, so a CPU stands for a smaller device")  # fmt: skip
+    _store_and_format(run, store_help)
+
+    show = sub.add_parser("show", help="print a stored run (default: the latest)")
+    show.add_argument("run_id", nargs="?", metavar="RUN_ID")
+    _store_and_format(show, store_help)
+
+    runs = sub.add_parser("runs", help="list the runs in the store")
+    runs.add_argument("--store", metavar="PATH", help=store_help)
+
+    sub.add_parser("list", help="workloads, backends (with availability and why), suites")
+    sub.add_parser("env", help="this machine's environment fingerprint, as a run would store it")
+
+
+def _store_and_format(parser: argparse.ArgumentParser, store_help: str) -> None:
+    parser.add_argument("--store", metavar="PATH", help=store_help)
+    parser.add_argument("--format", default="table", choices=FORMATS, help="output format (default: table)")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from dlbench.runs import api
+
+    if args.command == "run":
+        return _run(args)
+    if args.command == "show":
+        print_run(api.load_run(args.run_id, args.store), args.format)
+    elif args.command == "runs":
+        for run_id in api.list_runs(args.store):
+            print(run_id)
+    elif args.command == "list":
+        _list()
+    else:
+        from dlbench.measure.env import fingerprint
+
+        print(json.dumps(fingerprint(framework_modules(), env_vars()), indent=2))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from dlbench.runs import api
+
+    measure = {k: v for k, v in (("min_time_s", args.min_time), ("max_time_s", args.max_time)) if v is not None}
+    pythons, envs = arguments.interpreter_options(args)
+    common: dict[str, Any] = dict(store=args.store, timeout_s=args.timeout, measure=measure or None,
+                                  pythons=pythons or None, envs=envs or None)  # fmt: skip
+    if args.no_verify:
+        common["verify"] = False
+    if args.memory_limit is not None:
+        common["memory_limit"] = args.memory_limit
+    if args.resume:
+        plan = api.plan(resume=args.resume, **common)
+        if not plan.remaining:
+            print(f"run {args.resume} has no missing cases", file=sys.stderr)
+            print_run(api.load_run(args.resume, plan.store_path), args.format)
+            return 0
+    else:
+        sets = arguments.sets(args.sets)
+        plan = api.plan(args.target, backends=args.backends, precisions=args.precisions, modes=args.modes,
+                        sets=sets or None, device=args.device, cpus=arguments.cpus(args.cpus),
+                        isolation=args.isolation, options=arguments.options(args.options), **common)  # fmt: skip
+    progress = _Progress(len(plan.remaining), plan.settings.note)
+    try:
+        with progress.progress:
+            result = api.run(plan, on_event=progress)
+    except api.Interrupted as exc:
+        run = exc.run
+        print_run(run, args.format)
+        print(f"interrupted: {len(run.results)} of {len(run.plan)} cases stored in {run.store_path}; "
+              f"finish with: dlbench run --resume {run.run_id}" + (f" --store {args.store}" if args.store else ""),
+              file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED
+    print_run(result, args.format)
+    print(f"stored as run {result.run_id} in {result.store_path}", file=sys.stderr)
+    return 0
+
+
+class _Progress:
+    """A rich progress bar for a sweep, with one line per finished case."""
+
+    def __init__(self, total: int, note: str = "") -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = Console(stderr=True)
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=self.console, transient=True)  # fmt: skip
+        self.task = self.progress.add_task("starting", total=total)
+        self.note = note  # printed once the run has passed validation and starts
+
+    def __call__(self, kind: str, case: Case, document: dict[str, Any] | None) -> None:
+        if self.note:
+            self.progress.console.print(self.note, highlight=False, markup=False)
+            self.note = ""
+        if kind == "start":
+            self.progress.update(self.task, description=case.key)
+            return
+        if kind == "verified":
+            assert document is not None
+            self.progress.console.print(f"verify {case.backend_spec} {case.workload} {case.precision}: "
+                                        f"{describe(document)}", highlight=False, markup=False)
+            return
+        assert document is not None
+        status = document["status"]
+        if status == "ok":
+            stats = document["stats"]
+            detail = (f"{stats['samples_per_s']:,.1f} samples/s (n={stats['n']}, "
+                      f"first step {document['first_step_s']:.2f} s)")
+        else:
+            detail = f"{status}: {(document.get('error') or '').splitlines()[0][:160] if document.get('error') else ''}"
+        self.progress.console.print(f"{case.key}: {detail}", highlight=False, markup=False)
+        self.progress.advance(self.task)
+
+
+def _list() -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from dlbench.runner.environments import find_env
+    from dlbench.runner.interpreters import Interpreter
+
+    console = Console()
+    workloads = Table("workload", "size parameters (default)", "description", title="Workloads", title_justify="left")
+    for w in WORKLOADS.values():
+        workloads.add_row(w.name, ", ".join(f"{p.name} ({p.default})" for p in w.params), w.description)
+    backends = Table("backend", "framework", "available", "description / why not", title="Backends",
+                     title_justify="left")  # fmt: skip
+    for info in BACKENDS.values():
+        env = find_env(info.name)  # a managed env of the backend's name runs it by default (runner/interpreters.py)
+        if env is not None:
+            ok, reason = Interpreter(str(env.python), env_name=env.name).available(info)
+            backends.add_row(info.name, info.label, f"yes, via env {env.name}" if ok else f"no (env {env.name})",
+                             info.description if ok else reason)  # fmt: skip
+            continue
+        ok, reason = info.available()
+        backends.add_row(info.name, info.label, "yes" if ok else "no", info.description if ok else reason)
+    suites = Table("suite", "device", "cases/backend", "description", title="Suites", title_justify="left")
+    for name in suite_names():
+        suite = load_suite(name)
+        per_backend = sum(len(e.grid()) * len(e.precisions) * len(e.modes) for e in suite.experiments)
+        suites.add_row(name, suite.device, str(per_backend), suite.description)
+    for table in (workloads, backends, suites):
+        console.print(table)

@@ -1,0 +1,199 @@
+"""The seed's two tables, built from a run's results.
+
+LSTM: framework × seq × batch × hidden → forward and forward+backward samples/s (the seed's layout).
+VGG-16: framework × precision × batch → forward, forward+backward samples/s and max memory.
+A cell that is not a measurement says what happened instead ("out of memory", "unsupported", ...), with the
+reason in a numbered note under the table. Nothing here knows any framework by name: labels come from the
+backend registry and the versions each worker reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from dlbench.backends import BACKENDS
+from dlbench.core.results import Result, Run
+from dlbench.core.tables import Table
+
+STATUS_TEXT = {"oom": "out of memory", "unsupported": "unsupported", "error": "error", "timeout": "timeout"}
+MIB = 1024 * 1024
+
+
+def version_of(result: Result) -> str:
+    """The framework version the worker reported (the first entry of `versions`), "" where none was."""
+    versions = result.document.get("versions") or {}
+    return next((v for v in versions.values() if isinstance(v, str) and v), "")
+
+
+def framework_label(result: Result, version: str | None = None) -> str:
+    """`Torch (PyTorch 2.13.0)`: the seed's name for the framework's line, then today's framework and version;
+    `Theano 1.0.5` where the backend is the seed's framework itself. A tagged env (`torch@old`) is named too."""
+    info = BACKENDS.get(result.case.backend)
+    if info is None:
+        return result.case.backend_spec
+    version = version_of(result) if version is None else version
+    name = f"{info.label} {version}".strip() + (f" [{result.case.env}]" if result.case.env else "")
+    return f"{info.seed_row} ({name})" if info.seed_row and info.seed_row != info.label else name
+
+
+def row_identities(results: list[Result]) -> dict[int, tuple[str, str]]:
+    """id(result) → (backend spec, version): the rows a table keeps apart. One backend at two versions (two envs
+    of a run, or pooled runs) makes two rows. A result with no version (a timeout: its worker never said) takes
+    its backend spec's version where the other results show exactly one."""
+    known: dict[str, set[str]] = {}
+    for r in results:
+        if version_of(r):
+            known.setdefault(r.case.backend_spec, set()).add(version_of(r))
+    out = {}
+    for r in results:
+        versions = known.get(r.case.backend_spec, set())
+        version = version_of(r) or (next(iter(versions)) if len(versions) == 1 else "")
+        out[id(r)] = (r.case.backend_spec, version)
+    return out
+
+
+class _Notes:
+    """Numbered reasons for cells that are not measurements; identical reasons share a number."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def cell(self, result: Result | None) -> str:
+        if result is None:
+            return "—"
+        if result.status == "ok":
+            stats = result.stats
+            value = stats["samples_per_s"]
+            text = f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+            if stats.get("warnings"):
+                text += " ~"
+            return text
+        reason = f"{result.case.backend}: {STATUS_TEXT.get(result.status, result.status)}: {result.error or ''}"
+        reason = reason.strip().splitlines()[0][:300]
+        if reason not in self.items:
+            self.items.append(reason)
+        return f"{STATUS_TEXT.get(result.status, result.status)} [{self.items.index(reason) + 1}]"
+
+    def lines(self) -> list[str]:
+        return [f"[{i}] {text}" for i, text in enumerate(self.items, 1)]
+
+
+def memory_figure(result: Result) -> tuple[str, int] | None:
+    """The figure the memory column shows: the device allocator's peak where the backend reports one,
+    else the worker's peak RSS."""
+    memory = result.memory
+    for key, value in memory.items():
+        if not key.startswith("rss_") and isinstance(value, int):
+            return key, value
+    value = memory.get("rss_peak_bytes")
+    return ("rss_peak_bytes", value) if isinstance(value, int) else None
+
+
+def _group(results: list[Result], key: Callable[[Result], tuple[Any, ...]]) -> dict[tuple[Any, ...], dict[str, Result]]:
+    groups: dict[tuple[Any, ...], dict[str, Result]] = {}
+    for r in results:
+        groups.setdefault(key(r), {})[r.case.mode] = r
+    return groups
+
+
+def _row_cases(columns: list[str], by_mode: dict[str, Result]) -> dict[int, str]:
+    cells = {"forward": "forward samples / sec", "train": "forward + backward samples / sec"}
+    return {columns.index(cells[m]): r.case.key for m, r in by_mode.items() if m in cells}
+
+
+def _first_step(by_mode: dict[str, Result]) -> str:
+    parts = [f"{by_mode[m].first_step_s:.2f}" if m in by_mode and by_mode[m].first_step_s is not None else "—"
+             for m in ("forward", "train")]  # fmt: skip
+    return " / ".join(parts)
+
+
+def lstm_table(run: Run) -> Table | None:
+    results = [r for r in run.results if r.case.workload == "lstm"]
+    if not results:
+        return None
+    multi_precision = len({r.case.precision for r in results}) > 1
+    columns = ["framework", *(["precision"] if multi_precision else []), "sequence length", "batch size",
+               "hidden layer size", "forward samples / sec", "forward + backward samples / sec",
+               "first step s (fwd / fwd+bwd)"]  # fmt: skip
+    table = Table("LSTM: a single layer", columns)
+    notes = _Notes()
+    identity = row_identities(results)
+    order = list(dict.fromkeys(identity[id(r)] for r in results))
+    groups = _group(results, lambda r: (r.case.size["seq_len"], r.case.size["batch"], r.case.size["hidden"],
+                                        r.case.precision, order.index(identity[id(r)])))  # fmt: skip
+    for key in sorted(groups):
+        by_mode = groups[key]
+        any_result = next(iter(by_mode.values()))
+        seq, batch, hidden, precision, index = key
+        row = [framework_label(any_result, order[index][1]), *([precision] if multi_precision else []), str(seq),
+               str(batch), str(hidden), notes.cell(by_mode.get("forward")), notes.cell(by_mode.get("train")),
+               _first_step(by_mode)]  # fmt: skip
+        table.rows.append(row)
+        table.cases.append(_row_cases(columns, by_mode))
+    table.notes = notes.lines()
+    return table
+
+
+def vgg_table(run: Run) -> Table | None:
+    results = [r for r in run.results if r.case.workload == "vgg16"]
+    if not results:
+        return None
+    images = sorted({r.case.size["image"] for r in results})
+    columns = ["framework", "precision", "batch size", *(["image"] if len(images) > 1 else []),
+               "forward samples / sec", "forward + backward samples / sec", "max memory usage (MiB)",
+               "first step s (fwd / fwd+bwd)"]  # fmt: skip
+    table = Table(f"VGG-16 convolutional body ({', '.join(f'{i}×{i}' for i in images)} input)", columns)
+    notes = _Notes()
+    identity = row_identities(results)
+    order = list(dict.fromkeys(identity[id(r)] for r in results))
+    precision_order = list(dict.fromkeys(r.case.precision for r in results))
+    groups = _group(results, lambda r: (order.index(identity[id(r)]), r.case.size["batch"], r.case.size["image"],
+                                        precision_order.index(r.case.precision)))  # fmt: skip
+    figures: set[str] = set()
+    for key in sorted(groups):
+        by_mode = groups[key]
+        any_result = next(iter(by_mode.values()))
+        memory = [f for f in (memory_figure(r) for r in by_mode.values() if r.status == "ok") if f]
+        if memory:
+            figures.update(name for name, _ in memory)
+            memory_cell = f"{max(v for _, v in memory) / MIB:,.0f}"
+        else:
+            statuses = {r.status for r in by_mode.values()}
+            memory_cell = "out of memory" if "oom" in statuses else "—"
+        row = [framework_label(any_result, order[key[0]][1]), any_result.case.precision,
+               str(any_result.case.size["batch"]),
+               *([str(any_result.case.size["image"])] if len(images) > 1 else []),
+               notes.cell(by_mode.get("forward")), notes.cell(by_mode.get("train")), memory_cell,
+               _first_step(by_mode)]  # fmt: skip
+        table.rows.append(row)
+        table.cases.append(_row_cases(columns, by_mode))
+    table.notes = notes.lines()
+    if figures:
+        table.notes.insert(0, "max memory: the larger of the forward and forward+backward cases' peak, read as "
+                           + ", ".join(sorted(_FIGURE_TEXT.get(f, f) for f in figures)))  # fmt: skip
+    return table
+
+
+_FIGURE_TEXT = {
+    "rss_peak_bytes": "the worker process's peak resident memory (RSS) during the timed steps, "
+    "framework import baseline included",
+}
+
+
+def seed_tables(run: Run) -> list[Table]:
+    return [t for t in (lstm_table(run), vgg_table(run)) if t is not None]
+
+
+def legend(run: Run) -> list[str]:
+    lines = []
+    note = run.settings.get("note")
+    if note:
+        lines.append(note)
+    if any(r.stats.get("warnings") for r in run.results):
+        lines.append("~ marks a figure whose spread was large (see `dlbench show RUN --format json` for the warnings)")
+    missing = len(run.missing)
+    if missing:
+        lines.append(f"{missing} planned case(s) have no result yet (status {run.status}): "
+                     f"`dlbench run --resume {run.run_id}` measures them")  # fmt: skip
+    return lines

@@ -1,0 +1,179 @@
+"""Suites: named lists of cases, kept as TOML data files in dlbench/suites/ (or any path a user gives).
+
+A suite file:
+    description = "..."
+    device = "cpu"                    # default device (the CLI's --device overrides)
+    note = "..."                      # printed with its tables (e.g. that sizes are scaled)
+    timeout_s = 300                   # per case
+    backends = ["torch", "jax"]       # default backends when none are given (else every framework backend)
+    backends_if_env = ["theano"]      # join those defaults when a managed env of their name exists
+    [measure]                         # any MeasureConfig field
+    min_time_s = 0.5
+    [[experiments]]
+    workload = "lstm"
+    precisions = ["fp32"]
+    modes = ["forward", "train"]
+    [experiments.sizes]               # the grid: every combination is a case
+    seq_len = [30, 60]
+    [experiments.skip]                # optional: backends this experiment leaves out, and why (the reason is
+    pytensor = "..."                  #   printed with the run's note, so an empty cell is never unexplained)
+    # backends = ["pytensor"]         # optional: this experiment runs only for these (of the run's backends)
+    [envs]                            # optional: backend spec -> managed env its workers run in (dlbench envs)
+    theano = "theano"
+    [pythons]                         # optional: backend spec -> interpreter path (the CLI's --env/--python win)
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from dlbench.backends import get_backend
+from dlbench.core.cases import DEVICES, MODES, MeasureConfig
+from dlbench.core.errors import UsageError, check_names, unknown
+from dlbench.core.precisions import PRECISIONS
+from dlbench.workloads import WORKLOADS, get_workload
+
+
+@dataclass
+class Experiment:
+    workload: str
+    sizes: dict[str, list[int]]
+    precisions: list[str] = field(default_factory=lambda: ["fp32"])
+    modes: list[str] = field(default_factory=lambda: list(MODES))
+    backends: list[str] | None = None  # only these backends (None: all of the run's)
+    skip: dict[str, str] = field(default_factory=dict)  # backend -> why this experiment leaves it out
+
+    def applies_to(self, backend: str) -> bool:
+        return (self.backends is None or backend in self.backends) and backend not in self.skip
+
+    def describe(self) -> str:
+        sizes = ", ".join(f"{k}={'/'.join(map(str, v))}" for k, v in self.sizes.items())
+        return f"{self.workload} {'/'.join(self.precisions)}" + (f" at {sizes}" if sizes else "")
+
+    def grid(self) -> list[dict[str, int]]:
+        """Every size of the grid, validated and completed with the workload's defaults."""
+        workload = get_workload(self.workload)
+        names = list(self.sizes)
+        combos = itertools.product(*self.sizes.values())
+        return [workload.size(dict(zip(names, combo, strict=True))) for combo in combos]
+
+
+@dataclass
+class Suite:
+    name: str
+    experiments: list[Experiment]
+    description: str = ""
+    device: str = "cpu"
+    note: str = ""
+    timeout_s: float = 600.0
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
+    backends: list[str] | None = None  # default backends (None: every framework backend)
+    # Join the defaults when a managed env of their name exists (`dlbench envs create theano`): the real Theano row.
+    backends_if_env: list[str] = field(default_factory=list)
+    envs: dict[str, str] = field(default_factory=dict)  # backend spec -> managed env (runner/interpreters.py)
+    pythons: dict[str, str] = field(default_factory=dict)  # backend spec -> interpreter path
+
+
+def suite_names() -> list[str]:
+    return sorted(p.name.removesuffix(".toml") for p in resources.files("dlbench.suites").iterdir()
+                  if p.name.endswith(".toml"))  # fmt: skip
+
+
+def load_suite(name_or_path: str) -> Suite:
+    """A built-in suite by name, or a suite file by path. UsageError on anything malformed."""
+    path = Path(name_or_path)
+    if name_or_path.endswith(".toml") or path.is_file():
+        if not path.is_file():
+            raise UsageError(f"suite file {name_or_path!r} does not exist")
+        text, name, where = path.read_text(), path.stem, name_or_path
+    elif name_or_path in suite_names():
+        text = resources.files("dlbench.suites").joinpath(f"{name_or_path}.toml").read_text()
+        name, where = name_or_path, f"built-in suite {name_or_path!r}"
+    else:
+        raise unknown("suite or workload", name_or_path, [*suite_names(), *WORKLOADS])
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"malformed suite file {where}: {exc}") from None
+    return parse_suite(name, data, where)
+
+
+def _list(value: Any, what: str, where: str) -> list[Any]:
+    if isinstance(value, (str, int)):
+        return [value]
+    if not isinstance(value, list) or not value:
+        raise UsageError(f"malformed suite {where}: {what} must be a non-empty list, got {value!r}")
+    return value
+
+
+def parse_suite(name: str, data: dict[str, Any], where: str) -> Suite:
+    allowed = {"description", "device", "note", "timeout_s", "measure", "experiments", "backends", "backends_if_env",
+               "envs", "pythons"}  # fmt: skip
+    for key in data:
+        if key not in allowed:
+            raise UsageError(f"malformed suite {where}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
+    device = data.get("device", "cpu")
+    if device not in DEVICES:
+        raise unknown("device", str(device), DEVICES)
+    measure_fields = {f.name for f in fields(MeasureConfig)}
+    measure = dict(data.get("measure", {}))
+    for key in measure:
+        if key not in measure_fields:
+            raise UsageError(f"malformed suite {where}: unknown [measure] key {key!r} "
+                             f"(allowed: {', '.join(sorted(measure_fields))})")  # fmt: skip
+    experiments = []
+    raw = data.get("experiments")
+    if not isinstance(raw, list) or not raw:
+        raise UsageError(f"malformed suite {where}: needs at least one [[experiments]] table")
+    for item in raw:
+        if not isinstance(item, dict) or "workload" not in item:
+            raise UsageError(f"malformed suite {where}: every [[experiments]] table needs a workload")
+        keys = ("workload", "sizes", "precisions", "modes", "backends", "skip")
+        extra = set(item) - set(keys)
+        if extra:
+            raise UsageError(f"malformed suite {where}: unknown experiment key {sorted(extra)[0]!r} "
+                             f"(allowed: {', '.join(keys)})")  # fmt: skip
+        skip = item.get("skip", {})
+        if not isinstance(skip, dict) or not all(isinstance(v, str) and v.strip() for v in skip.values()):
+            raise UsageError(f"malformed suite {where}: experiments.skip must map backend names to a reason, "
+                             f"got {skip!r}")  # fmt: skip
+        get_workload(item["workload"])
+        sizes = {k: _list(v, f"sizes.{k}", where) for k, v in dict(item.get("sizes", {})).items()}
+        experiment = Experiment(
+            workload=item["workload"],
+            sizes=sizes,
+            precisions=check_names(
+                "precision", _list(item.get("precisions", ["fp32"]), "precisions", where), PRECISIONS
+            ),
+            modes=check_names("mode", _list(item.get("modes", list(MODES)), "modes", where), MODES),
+            backends=[get_backend(b).name for b in _list(item["backends"], "backends", where)]
+            if "backends" in item else None,
+            skip={get_backend(b).name: str(reason) for b, reason in skip.items()},
+        )
+        experiment.grid()  # validates every size now, before anything runs
+        experiments.append(experiment)
+    try:
+        return Suite(
+            name=name, experiments=experiments, description=str(data.get("description", "")), device=device,
+            note=str(data.get("note", "")), timeout_s=float(data.get("timeout_s", 600.0)),
+            measure=MeasureConfig(**measure),
+            backends=[get_backend(b).name for b in _list(data["backends"], "backends", where)]
+            if "backends" in data else None,
+            backends_if_env=[get_backend(b).name for b in _list(data["backends_if_env"], "backends_if_env", where)]
+            if "backends_if_env" in data else [],
+            envs=_mapping(data.get("envs", {}), "envs", where),
+            pythons=_mapping(data.get("pythons", {}), "pythons", where),
+        )  # fmt: skip
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"malformed suite {where}: {exc}") from None
+
+
+def _mapping(value: Any, what: str, where: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(v, str) and v for v in value.values()):
+        raise UsageError(f"malformed suite {where}: [{what}] must map backend names to strings, got {value!r}")
+    return {str(k): v for k, v in value.items()}
