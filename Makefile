@@ -28,12 +28,13 @@ install-test: $(VENV)/.installed-test
 run: install
 	$(BIN)/dlbench run $(ARGS)
 
-## test: install, then lint, type-check the core, and run the tests
+## test: install, then lint (ruff, and the layer contracts of pyproject.toml), type-check the core, run the tests
 test: install-test lint typecheck browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install-test
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
 
 typecheck: install-test
 	$(BIN)/mypy

@@ -23,7 +23,7 @@ if importlib.util.find_spec("pytensor") is None:
     pytest.skip("pytensor is not installed", allow_module_level=True)
 
 # Before pytensor itself: the backend module sets PYTENSOR_FLAGS (cache, BLAS), read when pytensor loads.
-from dlbench.backends.pytensor import backend as backend_module  # noqa: E402
+from dlbench.backends.pytensor import helpers  # noqa: E402
 
 # isort: split
 import pytensor  # noqa: E402
@@ -177,7 +177,7 @@ def test_compiles_in_the_first_step_links_openblas_and_runs_every_op_in_c() -> N
     assert settings["ops_in_python"] == []
     ops = {type(node.op).__name__ for node in backend.function.maker.fgraph.apply_nodes}
     assert "Scan" in ops and "Dot22" in ops
-    assert Path(settings["compile_cache"]).is_relative_to(backend_module.CACHE_DIR)
+    assert Path(settings["compile_cache"]).is_relative_to(helpers.CACHE_DIR)
     assert backend.versions()["pytensor"] == pytensor.__version__
 
 
@@ -198,7 +198,7 @@ def test_jax_mode_leaves_no_temporary_files(tmp_path: Path, monkeypatch: pytest.
     system_tmp, cache = tmp_path / "tmp", tmp_path / "cache"  # a cache of its own: other processes share ours
     system_tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
-    monkeypatch.setattr(backend_module, "CACHE_DIR", cache)
+    monkeypatch.setattr(helpers, "CACHE_DIR", cache)
     run_step(PyTensorJaxBackend("cpu"), "lstm", "fp32", "forward")
     assert list(system_tmp.iterdir()) == []
     assert list((cache / "tmp").iterdir()) == []  # the folder the sources went to is gone
@@ -206,7 +206,7 @@ def test_jax_mode_leaves_no_temporary_files(tmp_path: Path, monkeypatch: pytest.
 
 def _cache_settings(env: dict[str, str]) -> list[str]:
     code = (
-        "from dlbench.backends.pytensor import backend as m; import pytensor\n"
+        "from dlbench.backends.pytensor import helpers as m; import pytensor\n"
         "print(m.CACHE_DIR); print(pytensor.config.base_compiledir)"
     )
     ours = ("DLBENCH_CACHE_DIR", "XDG_CACHE_HOME", "PYTENSOR_FLAGS")

@@ -2,7 +2,7 @@
 installs it where it can): no console error, no network request, every plot drawn with a nonzero size, every case
 of the run in the tables, hostile strings shown as text, and a screenshot written by `dlbench report --screenshot`.
 
-The run is synthetic (dlbench.report.synthetic: made-up figures, written through the Store as a real run is) so
+The run is synthetic (tests/synthetic.py: made-up figures, written through the Store as a real run is) so
 that this test needs no framework and runs in seconds; the plan is the real seed-cpu suite's, for every backend.
 """
 
@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+import synthetic
 from dlbench.cli import main
 from dlbench.core.cases import Case
-from dlbench.report import synthetic
 from dlbench.report.browser import Chromium, find_chromium
 from dlbench.suites import default_backends, plan_cases
 

@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
+import synthetic
 from dlbench.backends import BACKENDS
 from dlbench.cli import main
 from dlbench.core.cases import Case
 from dlbench.core.errors import UsageError
 from dlbench.core.results import Run
-from dlbench.report import content, markdown, page, seed2016, synthetic
+from dlbench.report import content, markdown, page, seed2016
 from dlbench.report.recommend import parse_weights
 
 SEED_SIZE = {"seq_len": 30, "batch": 32, "hidden": 128}

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+import synthetic
 from dlbench.cli import main
 from dlbench.core.cases import Case
 from dlbench.core.errors import UsageError
 from dlbench.core.results import Run
-from dlbench.report import synthetic
 from dlbench.report.compare import compare_runs, parse_threshold, summary_lines
 
 PLAN = [Case("lstm", {"seq_len": 4, "batch": 2, "hidden": h}, "numpy", "fp32", m) for h in (8, 16, 32)

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+import synthetic
 from dlbench.core.cases import Case
 from dlbench.core.errors import UsageError
 from dlbench.core.results import Run
-from dlbench.report import synthetic
 from dlbench.report.compare import compare_runs, select_backend
 from dlbench.report.merge import merge_runs
 from dlbench.runs.tables import lstm_table

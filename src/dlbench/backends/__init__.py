@@ -1,8 +1,8 @@
 """The backend registry: one entry per framework folder, and every list derived from those entries.
 
 A framework is one folder, `backends/<framework>/`, whose `__init__.py` declares its `Framework` record
-(registry.py) and imports no framework; adding one is that folder, one line in FRAMEWORKS below, and its
-pyproject extra. Everything else is derived here: the backends by name, the modules whose versions a run records,
+(registry.py) and imports no framework; adding one is that folder, its name in FOLDERS below, and its pyproject
+extra. Everything else is derived here: the backends by name, the modules whose versions a run records,
 the environment variables a fingerprint keeps, each backend's probe layers and usability probes (or why it has
 none), the legacy environment recipes, the bare scripts. Importing this module imports no framework.
 Worker-side module: standard library only (a worker looks its backend's class up here).
@@ -10,19 +10,24 @@ Worker-side module: standard library only (a worker looks its backend's class up
 
 from __future__ import annotations
 
-from dlbench.backends.aesara import FRAMEWORK as AESARA
-from dlbench.backends.jax import FRAMEWORK as JAX
-from dlbench.backends.keras import FRAMEWORK as KERAS
-from dlbench.backends.numpy import FRAMEWORK as NUMPY
-from dlbench.backends.pytensor import FRAMEWORK as PYTENSOR
+import importlib
+
 from dlbench.backends.registry import BackendInfo, Framework, Recipe
-from dlbench.backends.tensorflow import FRAMEWORK as TENSORFLOW
-from dlbench.backends.theano import FRAMEWORK as THEANO
-from dlbench.backends.torch import FRAMEWORK as TORCH
 from dlbench.core.errors import unknown
 
-# The frameworks, in the order tables and defaults list them.
-FRAMEWORKS: tuple[Framework, ...] = (NUMPY, TORCH, TENSORFLOW, JAX, PYTENSOR, THEANO, AESARA, KERAS)
+# The framework folders, one line each, in the order tables and defaults list them. Each folder's __init__.py holds
+# its FRAMEWORK record and imports no framework (a contract of pyproject.toml checks it).
+FOLDERS = (
+    "numpy",
+    "torch",
+    "tensorflow",
+    "jax",
+    "pytensor",
+    "theano",
+    "aesara",
+    "keras",
+)
+FRAMEWORKS: tuple[Framework, ...] = tuple(importlib.import_module(f"{__name__}.{f}").FRAMEWORK for f in FOLDERS)
 
 BACKENDS: dict[str, BackendInfo] = {info.name: info for framework in FRAMEWORKS for info in framework.backends}
 _FRAMEWORK_OF: dict[str, Framework] = {info.name: f for f in FRAMEWORKS for info in f.backends}
@@ -77,5 +82,5 @@ def bare_scripts() -> dict[str, str]:
     return {f.name: f.bare for f in FRAMEWORKS if f.bare is not None}
 
 
-__all__ = ["BACKENDS", "FRAMEWORKS", "BackendInfo", "Framework", "Recipe", "bare_scripts", "env_vars",
+__all__ = ["BACKENDS", "FOLDERS", "FRAMEWORKS", "BackendInfo", "Framework", "Recipe", "bare_scripts", "env_vars",
            "framework_modules", "framework_of", "get_backend", "layers_of", "recipes", "usability_of"]  # fmt: skip

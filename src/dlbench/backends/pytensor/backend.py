@@ -39,7 +39,7 @@ variables, `pytensor.scan` over time steps, `pytensor.grad` (scan's own gradient
   DLBENCH_CACHE_DIR from the option `cache_dir` before this module loads; JAX mode then also keeps JAX's
   persistent compilation cache in <cache_dir>/jax), else
   $XDG_CACHE_HOME/dlbench/pytensor, else ~/.cache/dlbench/pytensor, set in PYTENSOR_FLAGS before PyTensor is
-  imported (so import this module before pytensor; a user's own base_compiledir wins). NUMBA_CACHE_DIR points
+  imported (helpers.py does that: import it before pytensor; a user's own base_compiledir wins). NUMBA_CACHE_DIR points
   there too (neither linker here uses Numba). PyTensor's JAX dispatch writes each generated function's source
   to a temporary file it never deletes: compilation runs with `tempfile` pointed into <cache>/tmp/, in a
   folder removed afterwards, so /tmp stays clean.
@@ -53,78 +53,25 @@ variables, `pytensor.scan` over time steps, `pytensor.grad` (scan's own gradient
 
 from __future__ import annotations
 
-import ctypes
 import functools
-import importlib.util
-import logging
 import os
-import re
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# isort: off
+from dlbench.backends.pytensor import helpers  # first: it sets PYTENSOR_FLAGS, read when PyTensor is imported
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
 
-def cache_dir() -> Path:
-    """dlbench's cache folder for PyTensor: $DLBENCH_CACHE_DIR/pytensor, $XDG_CACHE_HOME/dlbench/pytensor or
-    ~/.cache/dlbench/pytensor."""
-    root = os.environ.get("DLBENCH_CACHE_DIR")
-    if root:
-        return Path(root).expanduser() / "pytensor"
-    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "dlbench" / "pytensor"
-
-
-def _scipy_openblas() -> Path | None:
-    """SciPy wheel's OpenBLAS (scipy.libs/libscipy_openblas-<hash>.so), found without importing SciPy."""
-    spec = importlib.util.find_spec("scipy")
-    if spec is None or spec.origin is None:
-        return None
-    libs = sorted((Path(spec.origin).parent.parent / "scipy.libs").glob("libscipy_openblas*.so"))
-    return libs[0] if libs else None
-
-
-# The Fortran BLAS routines PyTensor's C code calls (tensor/blas*.py, c_code/), mapped onto SciPy's names.
-_ROUTINES = ("gemm", "gemv", "ger", "dot", "scal", "axpy", "copy", "swap")
-_BLAS_ROUTINES = [f"{t}{r}_" for t in "sd" for r in _ROUTINES]
-
-
-def _blas_ldflags(lib: Path) -> str:
-    name = lib.name.removeprefix("lib").removesuffix(".so")  # -l<name> finds lib<name>.so in the -L folder
-    defines = " ".join(f"-D{r}=scipy_{r}" for r in _BLAS_ROUTINES)
-    return f"-L{lib.parent} -l{name} {defines}"
-
-
-CACHE_DIR = cache_dir()
-_OPENBLAS = _scipy_openblas()
-# Prepended, so that the user's own PYTENSOR_FLAGS entries (later ones win) override these.
-_FLAGS = [f"base_compiledir={CACHE_DIR}"]
-if _OPENBLAS is not None:
-    _FLAGS.append(f"blas__ldflags={_blas_ldflags(_OPENBLAS)}")
-# A process that imported this module passes its PYTENSOR_FLAGS on to the workers it starts: drop what that
-# process prepended (remembered in DLBENCH_PYTENSOR_FLAGS), or its cache folder would override this process's
-# (a worker's DLBENCH_CACHE_DIR). What remains is the user's own.
-_user_flags = os.environ.get("PYTENSOR_FLAGS", "")
-_inherited = os.environ.get("DLBENCH_PYTENSOR_FLAGS")
-if _inherited and _user_flags.startswith(_inherited):
-    _user_flags = _user_flags[len(_inherited) :].lstrip(",")
-os.environ["DLBENCH_PYTENSOR_FLAGS"] = ",".join(_FLAGS)
-os.environ["PYTENSOR_FLAGS"] = ",".join([*_FLAGS, _user_flags]).rstrip(",")
-# Neither linker here uses Numba (PyTensor keeps its own Numba cache under base_compiledir); numba-compiled
-# helpers with cache=True would otherwise write next to their sources in site-packages.
-os.environ.setdefault("NUMBA_CACHE_DIR", str(CACHE_DIR / "numba"))
-
-import numpy as np  # noqa: E402
-import pytensor  # noqa: E402
-import pytensor.tensor as pt  # noqa: E402
-from pytensor.scan.op import Scan  # noqa: E402
-
-from dlbench.backends.base import Backend, Step, Unsupported  # noqa: E402
-from dlbench.backends.theano.scan_lstm import scan_lstm  # noqa: E402
-from dlbench.core.cases import Case  # noqa: E402
-from dlbench.workloads import vgg16  # noqa: E402
-from dlbench.workloads.base import Workload  # noqa: E402
+# isort: on
+from dlbench.backends.base import Backend, Step, Unsupported
+from dlbench.backends.theano.scan_lstm import scan_lstm
+from dlbench.core.cases import Case
+from dlbench.workloads import vgg16
+from dlbench.workloads.base import Workload
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -173,98 +120,6 @@ def _vgg16(x: Any, w: dict[str, Any]) -> Any:
 _GRAPHS: dict[str, Callable[[Any, dict[str, Any]], Any]] = {"lstm": _lstm, "vgg16": _vgg16}
 
 
-@contextmanager
-def _temp_files_in_cache() -> Iterator[None]:
-    """Point `tempfile` into the cache while PyTensor compiles: its JAX (and Numba) dispatch writes the source
-    of every generated function to a temporary file that it never deletes. They serve only tracebacks; the
-    folder is removed afterwards, and a process killed meanwhile leaves it in the cache, not in /tmp."""
-    (CACHE_DIR / "tmp").mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=CACHE_DIR / "tmp") as folder:
-        saved, tempfile.tempdir = tempfile.tempdir, folder
-        try:
-            yield
-        finally:
-            tempfile.tempdir = saved
-
-
-class _CompileTimes(logging.Handler):
-    """The seconds PyTensor's function maker logs at DEBUG ("Rewriting took 1.23 seconds", "Linker took ..."),
-    in the order logged, while one pytensor.function compiles."""
-
-    _LINE = re.compile(r"(Rewriting|Linker) took ([0-9.]+) seconds")
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.times: list[tuple[str, float]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        match = self._LINE.fullmatch(record.getMessage())
-        if match:
-            self.times.append((match[1], float(match[2])))
-
-    def outer(self) -> dict[str, float]:
-        """The outer function's rewrite and link times. Its rewrites end before it links, and it links scan's
-        inner functions (each logging its own times) inside its own linking: so its rewrite time is the first
-        logged, its link time the last. {} where PyTensor logged neither."""
-        rewrites = [t for kind, t in self.times if kind == "Rewriting"]
-        links = [t for kind, t in self.times if kind == "Linker"]
-        return {"rewrite_s": rewrites[0], "link_s": links[-1]} if rewrites and links else {}
-
-
-@contextmanager
-def _compile_times() -> Iterator[_CompileTimes]:
-    """Listen to the function maker's DEBUG lines (they reach no handler that prints DEBUG unless a user set one)."""
-    logger = logging.getLogger("pytensor.compile.maker")
-    handler, level = _CompileTimes(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-
-
-# -- OpenBLAS and what runs in C -----------------------------------------------------------------------------
-
-
-@functools.cache
-def _openblas() -> ctypes.CDLL | None:
-    # The same file the compiled modules link: dlopen loads a path once, so this is the instance they call.
-    return ctypes.CDLL(str(_OPENBLAS)) if _OPENBLAS is not None and "scipy_" in _blas_flags() else None
-
-
-def _blas_flags() -> str:
-    return str(pytensor.config.blas__ldflags)
-
-
-def _blas_settings() -> dict[str, Any]:
-    lib = _openblas()
-    if lib is None:  # the user's own blas__ldflags (or none found): report what PyTensor links
-        return {"blas__ldflags": _blas_flags()}
-    lib.scipy_openblas_get_config.restype = ctypes.c_char_p
-    return {
-        "blas": f"SciPy's OpenBLAS, linked into PyTensor's C code ({_OPENBLAS.name})",
-        "blas_config": lib.scipy_openblas_get_config().decode(),
-        "blas_threads": lib.scipy_openblas_get_num_threads(),
-    }
-
-
-def _ops_in_python(function: Any) -> list[str]:
-    """Names of the ops that run their Python `perform` instead of C code (PyTensor falls back silently, e.g.
-    for float16), in the outer graph and in scan's inner graphs. Empty when everything runs in C."""
-    found: set[str] = set()
-    pending = [function]
-    while pending:
-        vm = getattr(pending.pop(), "vm", None)
-        for node, thunk in zip(getattr(vm, "nodes", ()), getattr(vm, "thunks", ()), strict=True):
-            if isinstance(node.op, Scan):  # its loop is Cython (scan_perform); look inside
-                pending.append(node.op.fn)
-            elif not hasattr(thunk, "cthunk"):
-                found.add(type(node.op).__name__)
-    return sorted(found)
-
-
 # -- backends ------------------------------------------------------------------------------------------------
 
 
@@ -286,7 +141,7 @@ class PyTensorBackend(Backend):
             )
 
     def configure(self, threads: int) -> None:
-        lib = _openblas()
+        lib = helpers.openblas()
         if lib is not None:
             lib.scipy_openblas_set_num_threads(threads)
 
@@ -334,9 +189,9 @@ class PyTensorBackend(Backend):
         def step() -> Any:
             nonlocal function
             if function is None:  # compile on the first call: its time is the case's first_step_s
-                with _temp_files_in_cache():
+                with helpers.temp_files_in_cache():
                     start = time.perf_counter()
-                    with _compile_times() as times:
+                    with helpers.compile_times() as times:
                         self.function = function = pytensor.function(
                             graph_inputs, outputs, mode=self.mode, trust_input=True
                         )
@@ -381,10 +236,10 @@ class PyTensorBackend(Backend):
             # PyTensor's default: intermediates are freed within each call.
             settings["allow_gc"] = config.allow_gc
             settings["compile_cache"] = str(config.compiledir)
-            settings.update(_blas_settings())
+            settings.update(helpers.blas_settings())
             settings["openmp"] = config.openmp  # PyTensor's C ops other than BLAS are single-threaded
             if self.function is not None:
-                settings["ops_in_python"] = _ops_in_python(self.function)
+                settings["ops_in_python"] = helpers.ops_in_python(self.function)
         return settings
 
     def versions(self) -> dict[str, str]:

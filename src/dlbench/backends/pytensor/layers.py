@@ -23,7 +23,8 @@ import pytensor.tensor as pt
 # Importing the backend module first sets PyTensor's flags (compile cache, BLAS): the worker has loaded it already.
 from dlbench.backends.base import Unsupported
 from dlbench.backends.layers import Built
-from dlbench.backends.pytensor.backend import _lstm, _temp_files_in_cache
+from dlbench.backends.pytensor.backend import _lstm
+from dlbench.backends.pytensor.helpers import temp_files_in_cache
 from dlbench.workloads.layers import BN_EPS, LAYERS
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "amp-fp16": "float16", "amp-bf16": "bfloat16"}
@@ -112,7 +113,7 @@ def build(layer: str, direction: str, arrays: dict[str, np.ndarray], cotangent: 
         outputs = pytensor.grad(loss, [sym[k] for k in names])
     inputs = list(sym.values())
     args = [put(np.array(v, dtype=dtype[k], order="C")) for k, v in arrays.items()]
-    with _temp_files_in_cache():  # the JAX linker traces in the first call: that writes temporary files too
+    with temp_files_in_cache():  # the JAX linker traces in the first call: that writes temporary files too
         function = pytensor.function(inputs, outputs, mode=variant, trust_input=True)
         function(*args)
     step = lambda: function(*args)  # noqa: E731

@@ -1,4 +1,5 @@
-"""Made-up runs, for testing the report and trying its layout without measuring anything.
+"""Made-up runs, for testing the report and trying its layout without measuring anything. Test support, not part of
+dlbench: nothing it makes can reach a user's store.
 
 Never measurements: a synthetic run's suite note says SYNTHETIC, its fingerprint's hostname is "synthetic", and
 every figure comes from a formula. The statistics are derived from the made-up iteration times by the same code
