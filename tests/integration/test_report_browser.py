@@ -1,6 +1,7 @@
-"""The HTML report of a seed-cpu-shaped run, opened from disk in headless Chromium (Debian's chromium; `make test`
-installs it where it can): no console error, no network request, every plot drawn with a nonzero size, every case
-of the run in the tables, hostile strings shown as text, and a screenshot written by `dlbench report --screenshot`.
+"""The HTML report of a seed-cpu-shaped run, opened from disk in headless Chromium (Debian's chromium, which `make test`
+installs where it can, driven by Playwright, as `dlbench report --screenshot` drives it): no console message, no
+network request, every plot drawn with a nonzero size, every case of the run in the tables, hostile strings shown
+as text, and a screenshot written by `dlbench report --screenshot`.
 
 The run is synthetic (tests/synthetic.py: made-up figures, written through the Store as a real run is) so
 that this test needs no framework and runs in seconds; the plan is the real seed-cpu suite's, for every backend.
@@ -18,16 +19,16 @@ import pytest
 import synthetic
 from dlbench.cli import main
 from dlbench.core.cases import Case
-from dlbench.report.browser import Chromium, find_chromium
+from dlbench.report.screenshot import FLAGS, find_chromium, missing
 from dlbench.suites import default_backends, plan_cases
 
-pytestmark = pytest.mark.skipif(find_chromium() is None, reason="needs Chromium (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(missing() is not None, reason=f"the report's screenshot: {missing()}")
 
 HOSTILE = "failed verification: <script>document.title='pwned'</script>"
 
 # Runs in the page once loaded: the size of every plot and of the marks drawn in it, every cell that shows a
 # case's figure, and what a reader would see.
-LOOK = """JSON.stringify({
+LOOK = """() => JSON.stringify({
   plots: [...document.querySelectorAll('svg.plot')].map(svg => {
     const box = svg.getBoundingClientRect();
     const marks = [...svg.querySelectorAll('circle, rect, polygon, polyline, path')]
@@ -66,12 +67,22 @@ def test_report_in_headless_chromium(tmp_path: Path) -> None:
     html, png = tmp_path / "report.html", tmp_path / "report.png"
     assert main(["report", "--store", str(tmp_path / "s.sqlite"), "--out", str(html), "--screenshot", str(png)]) == 0
 
-    with Chromium() as browser:
-        look = browser.open(html, LOOK)
-    seen = json.loads(look.value)
+    from playwright.sync_api import sync_playwright
 
-    assert look.errors == [] and [m for m in look.console if m["level"] not in ("info", "verbose")] == []
-    assert look.requests == [html.resolve().as_uri()]  # the page itself, nothing else
+    console: list[str] = []
+    requests: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=find_chromium(), args=list(FLAGS))
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+        page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto(html.resolve().as_uri(), wait_until="load")
+        seen = json.loads(page.evaluate(LOOK))
+        browser.close()
+
+    assert console == []  # no script runs (the page has none), nothing fails to load
+    assert requests == [html.resolve().as_uri()]  # the page itself, nothing else
 
     plots = seen["plots"]
     assert len(plots) >= 8 + 4 + 2 + 2  # LSTM 2 seq × 2 batch × 2 modes; VGG 2 precisions × 2 modes; memory; first step

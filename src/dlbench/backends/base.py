@@ -103,6 +103,11 @@ class Backend:
     def to_numpy(self, value: Any) -> np.ndarray:
         return np.asarray(value)
 
+    def dtype_name(self, value: Any) -> str:
+        """The element type a step's output or gradient came back in, as NumPy names it ("float16", "bfloat16"):
+        what "stored in that precision" is checked against."""
+        return str(np.asarray(value).dtype)
+
     def first_step_phases(self) -> dict[str, float]:
         """Seconds per phase of compiling and first running the step, as far as the framework lets them be seen
         apart (JAX: trace and lower, compile, first execution; ...), each measured, never apportioned. Names that

@@ -122,7 +122,7 @@ def _load_with_sections(
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from dlbench.report import browser, content, markdown, page
+    from dlbench.report import content, markdown, page, screenshot
     from dlbench.report.recommend import parse_weights
 
     weights = parse_weights(args.weights)
@@ -134,8 +134,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
         if not html:
             raise UsageError("--screenshot needs --format html (it renders the HTML report)")
         shot = _check_out(args.screenshot, "--screenshot")
-        if browser.find_chromium() is None:
-            raise UsageError(f"--screenshot needs Chromium, and none was found: {browser.INSTALL_HINT}")
+        why_not = screenshot.missing()
+        if why_not is not None:
+            raise UsageError(f"--screenshot cannot be taken here: {why_not}")
         if target is None:
             raise UsageError("--screenshot needs --out FILE (the browser opens the HTML file)")
     runs, sections = _load_with_sections(args.store, args.run_ids or [None])
@@ -148,8 +149,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     print(f"wrote {target} ({len(report.run.results)} results of run {report.run.run_id})", file=sys.stderr)
     if shot is not None:
         try:
-            browser.screenshot(target, shot)
-        except browser.BrowserError as exc:
+            screenshot.screenshot(target, shot)
+        except screenshot.ScreenshotError as exc:
             print(f"dlbench: screenshot failed: {exc}", file=sys.stderr)
             return 1
         print(f"wrote {shot}", file=sys.stderr)

@@ -217,6 +217,9 @@ class KerasBackend(Backend):
         convert = self._layouts.get(tuple(array.shape))
         return np.ascontiguousarray(convert(array) if convert else array)
 
+    def dtype_name(self, value: Any) -> str:
+        return str(self.keras.backend.standardize_dtype(value.dtype))
+
     def host_array(self, value: Any) -> np.ndarray:
         """The engine's array as NumPy (its own dtype; bf16 as ml_dtypes.bfloat16)."""
         return np.asarray(value)

@@ -256,6 +256,9 @@ class TensorFlowBackend(Backend):
             array = array.astype(np.float32)  # bfloat16 (ml_dtypes) is not a NumPy float type
         return array if perm is None else np.ascontiguousarray(array.transpose(perm))
 
+    def dtype_name(self, value: Any) -> str:
+        return str((value.value if isinstance(value, _InLayout) else value).dtype.name)
+
     def reset_peak_memory(self) -> None:
         helpers.reset_peak_memory(self.device)
 

@@ -137,6 +137,9 @@ class TorchBackend(Backend):
     def to_numpy(self, value: Any) -> np.ndarray:
         return value.detach().float().cpu().numpy()  # float(): bf16 has no NumPy dtype
 
+    def dtype_name(self, value: Any) -> str:
+        return str(value.dtype).removeprefix("torch.")
+
     def reset_peak_memory(self) -> None:
         helpers.reset_peak_memory(self.device)
 
