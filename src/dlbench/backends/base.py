@@ -16,7 +16,7 @@ Worker-side module: standard library and NumPy only.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -94,6 +94,15 @@ class Backend:
         self, case: Case, workload: Workload, weights: dict[str, np.ndarray], inputs: dict[str, np.ndarray]
     ) -> Step:
         raise NotImplementedError
+
+    def check_supported(
+        self, case: Case, workload: Workload, precisions: Iterable[str], workloads: Iterable[str]
+    ) -> None:
+        """Unsupported, naming what, unless this backend implements the case's precision and workload."""
+        if case.precision not in precisions:
+            raise Unsupported(f"precision {case.precision!r} is not implemented by the {self.name} backend")
+        if workload.name not in workloads:
+            raise Unsupported(f"workload {workload.name!r} is not implemented by the {self.name} backend")
 
     def synchronize(self, result: Any = None) -> None:
         """Block until the work that produced `result` (the step's return value) and everything queued before it

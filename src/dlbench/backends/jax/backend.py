@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from dlbench.backends.base import Backend, Step, Unsupported
+from dlbench.backends.base import Backend, Step
 from dlbench.backends.jax import helpers  # sets XLA_PYTHON_CLIENT_PREALLOCATE, read when jax starts a GPU client
 from dlbench.core.cases import Case
 from dlbench.workloads import vgg16
@@ -143,10 +143,7 @@ class JaxBackend(Backend):
     def prepare(
         self, case: Case, workload: Workload, weights: dict[str, np.ndarray], inputs: dict[str, np.ndarray]
     ) -> Step:
-        if case.precision not in DTYPES:
-            raise Unsupported(f"precision {case.precision!r} is not implemented by the {self.name} backend")
-        if workload.name not in MODELS:
-            raise Unsupported(f"workload {workload.name!r} is not implemented by the {self.name} backend")
+        self.check_supported(case, workload, DTYPES, MODELS)
         self._device = device = helpers.device(self.device, self.name)
         if device.platform != "cpu":
             # fp32 means fp32: XLA's default runs f32 dot/conv on TF32 units on Ampere and later GPUs (`tf32` is a

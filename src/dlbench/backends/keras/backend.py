@@ -170,10 +170,7 @@ class KerasBackend(Backend):
     def prepare(
         self, case: Case, workload: Workload, weights: dict[str, np.ndarray], inputs: dict[str, np.ndarray]
     ) -> Step:
-        if case.precision not in _DTYPES:
-            raise Unsupported(f"precision {case.precision!r} is not implemented by the {self.name} backend")
-        if workload.name not in ("lstm", "vgg16"):
-            raise Unsupported(f"workload {workload.name!r} is not implemented by the {self.name} backend")
+        self.check_supported(case, workload, _DTYPES, ("lstm", "vgg16"))
         if self.device not in ("cpu", "cuda"):
             raise Unsupported(f"device {self.device!r} is not implemented by the {self.name} backend")
         self.check_device()

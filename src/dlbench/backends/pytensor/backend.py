@@ -156,10 +156,7 @@ class PyTensorBackend(Backend):
         self, case: Case, workload: Workload, weights: dict[str, np.ndarray], inputs: dict[str, np.ndarray]
     ) -> Step:
         self._check_device()
-        if case.precision not in DTYPES:
-            raise Unsupported(f"precision {case.precision!r} is not implemented by the {self.name} backend")
-        if workload.name not in _GRAPHS:
-            raise Unsupported(f"workload {workload.name!r} is not implemented by the {self.name} backend")
+        self.check_supported(case, workload, DTYPES, _GRAPHS)
         dtype = DTYPES[case.precision]
         try:
             pt.TensorType(dtype, shape=())

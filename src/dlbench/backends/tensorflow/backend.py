@@ -48,7 +48,7 @@ import numpy as np
 import tensorflow as tf
 
 # isort: on
-from dlbench.backends.base import Backend, Step, Unsupported
+from dlbench.backends.base import Backend, Step
 from dlbench.core.cases import Case
 from dlbench.workloads import vgg16
 from dlbench.workloads.base import Workload
@@ -193,10 +193,7 @@ class TensorFlowBackend(Backend):
     def prepare(
         self, case: Case, workload: Workload, weights: dict[str, np.ndarray], inputs: dict[str, np.ndarray]
     ) -> Step:
-        if case.precision not in DTYPES:
-            raise Unsupported(f"precision {case.precision!r} is not implemented by the {self.name} backend")
-        if workload.name not in _BUILDERS:
-            raise Unsupported(f"workload {workload.name!r} is not implemented by the {self.name} backend")
+        self.check_supported(case, workload, DTYPES, _BUILDERS)
         device = helpers.device_name(self.device, self.name)
         gpu = device.startswith("/GPU")
         if gpu:

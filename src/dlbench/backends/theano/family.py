@@ -153,10 +153,7 @@ class TheanoFamilyBackend(Backend):
         api = self.api
         if self.device != "cpu":
             raise Unsupported(f"the {self.name} backend runs on the CPU only ({api.label}'s C linker)")
-        if case.precision not in DTYPES:
-            raise Unsupported(f"precision {case.precision!r} is not implemented by the {self.name} backend")
-        if workload.name not in GRAPHS:
-            raise Unsupported(f"workload {workload.name!r} is not implemented by the {self.name} backend")
+        self.check_supported(case, workload, DTYPES, GRAPHS)
         dtype = DTYPES[case.precision]
         try:
             tensor_type = api.tensor.TensorType(dtype, (False,) * inputs["x"].ndim)

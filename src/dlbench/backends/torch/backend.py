@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlbench.backends.base import Backend, Step, Unsupported
+from dlbench.backends.base import Backend, Step
 from dlbench.backends.torch import helpers
 from dlbench.core.cases import Case
 from dlbench.workloads import vgg16
@@ -86,10 +86,7 @@ class TorchBackend(Backend):
     def prepare(
         self, case: Case, workload: Workload, weights: dict[str, np.ndarray], inputs: dict[str, np.ndarray]
     ) -> Step:
-        if case.precision not in DTYPES:
-            raise Unsupported(f"precision {case.precision!r} is not implemented by the {self.name} backend")
-        if workload.name not in _BUILDERS:
-            raise Unsupported(f"workload {workload.name!r} is not implemented by the {self.name} backend")
+        self.check_supported(case, workload, DTYPES, _BUILDERS)
         device = self._torch_device()
         self.dtype = dtype = DTYPES[case.precision]
         size = workload.size(case.size)
