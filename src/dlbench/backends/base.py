@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -42,6 +43,18 @@ def exception_chain(exc: BaseException, limit: int = 10) -> list[BaseException]:
 
 class NotProbed(Exception):
     """A usability probe's path needs something that is not installed here (the message names it): not a failure."""
+
+
+@dataclass(frozen=True)
+class ExportCase:
+    """What a usability probe's `export(case, path, directory)` gets: the configured backend, the workload at one
+    size, and the workload's seeded float32 weights and inputs."""
+
+    backend: Any
+    workload: Workload
+    size: dict[str, int]
+    weights: dict[str, Any]
+    inputs: dict[str, Any]
 
 
 def needs(*modules: str) -> None:

@@ -27,7 +27,7 @@ import warnings
 from typing import Any
 
 from dlbench.backends import get_backend, usability_of
-from dlbench.backends.base import Backend, NotProbed, Unsupported
+from dlbench.backends.base import Backend, ExportCase, NotProbed, Unsupported
 from dlbench.core.cases import Case
 from dlbench.workloads import get_workload
 
@@ -195,7 +195,7 @@ def export(case: Case, backend: Backend, path: str, directory: str) -> dict[str,
         # Deprecation warnings on the way are part of the answer ("works, but deprecated"): recorded.
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = probes.export(backend, workload, size, weights, inputs, path, directory)
+            result = probes.export(ExportCase(backend, workload, size, weights, inputs), path, directory)
     except NotProbed as exc:
         return {**doc, "outcome": "not probed", "reason": str(exc)}
     except Exception as exc:  # noqa: BLE001 — a failing export path is the finding

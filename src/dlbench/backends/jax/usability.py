@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlbench.backends.base import needs
+from dlbench.backends.base import ExportCase, needs
 from dlbench.backends.jax import backend as module  # the models the backend times, patched or exported here
 
 
@@ -33,15 +33,8 @@ def instrument(workload: str, hook: Callable[[], None]) -> contextlib.AbstractCo
     return patches
 
 
-def export(
-    backend: Any,
-    workload: Any,
-    size: dict[str, int],
-    weights: dict[str, Any],
-    inputs: dict[str, Any],
-    path: str,
-    directory: str,
-) -> dict[str, Any]:
+def export(case: ExportCase, path: str, directory: str) -> dict[str, Any]:
+    workload, weights, inputs = case.workload, case.weights, case.inputs
     function = module.MODELS[workload.name]
     params = {k: jnp.asarray(v) for k, v in weights.items()}
     x = jnp.asarray(inputs["x"])

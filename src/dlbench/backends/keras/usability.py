@@ -11,7 +11,7 @@ from unittest import mock
 
 import numpy as np
 
-from dlbench.backends.base import NotProbed, needs
+from dlbench.backends.base import ExportCase, NotProbed, needs
 from dlbench.backends.keras import backend as module  # the models the backend times, patched or exported here
 
 
@@ -33,15 +33,8 @@ def instrument(workload: str, hook: Callable[[], None]) -> contextlib.AbstractCo
     return mock.patch.object(module, name, build)
 
 
-def export(
-    backend: Any,
-    workload: Any,
-    size: dict[str, int],
-    weights: dict[str, Any],
-    inputs: dict[str, Any],
-    path: str,
-    directory: str,
-) -> dict[str, Any]:
+def export(case: ExportCase, path: str, directory: str) -> dict[str, Any]:
+    backend, workload, size, weights, inputs = case.backend, case.workload, case.size, case.weights, case.inputs
     keras = backend.keras
     if workload.name == "lstm":
         model, _, _ = module._build_lstm(keras, size, weights, "float32")

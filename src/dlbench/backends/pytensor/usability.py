@@ -10,6 +10,7 @@ from typing import Any
 from unittest import mock
 
 # isort: off
+from dlbench.backends.base import ExportCase
 from dlbench.backends.pytensor import backend as module  # first: it sets PYTENSOR_FLAGS; the models patched here
 import pytensor
 import pytensor.tensor as pt
@@ -27,15 +28,8 @@ def instrument(workload: str, hook: Callable[[], None]) -> contextlib.AbstractCo
     return mock.patch.dict(module._GRAPHS, {workload: graph})
 
 
-def export(
-    backend: Any,
-    workload: Any,
-    size: dict[str, int],
-    weights: dict[str, Any],
-    inputs: dict[str, Any],
-    path: str,
-    directory: str,
-) -> dict[str, Any]:
+def export(case: ExportCase, path: str, directory: str) -> dict[str, Any]:
+    backend, workload, weights, inputs = case.backend, case.workload, case.weights, case.inputs
     if path != "pickle-function":
         raise ValueError(f"unknown export path {path!r}")
     sym = {k: pt.tensor(k, dtype="float32", shape=(None,) * v.ndim) for k, v in weights.items()}

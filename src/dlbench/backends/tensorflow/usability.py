@@ -12,7 +12,7 @@ from unittest import mock
 import numpy as np
 import tensorflow as tf
 
-from dlbench.backends.base import needs
+from dlbench.backends.base import ExportCase, needs
 from dlbench.backends.tensorflow import backend as module  # the models the backend times, patched or exported here
 
 
@@ -40,15 +40,8 @@ def _saved_model(model: Any, directory: str) -> str:
     return directory
 
 
-def export(
-    backend: Any,
-    workload: Any,
-    size: dict[str, int],
-    weights: dict[str, Any],
-    inputs: dict[str, Any],
-    path: str,
-    directory: str,
-) -> dict[str, Any]:
+def export(case: ExportCase, path: str, directory: str) -> dict[str, Any]:
+    workload, weights, inputs = case.workload, case.weights, case.inputs
     with tf.device("/CPU:0"):
         model = module._BUILDERS[workload.name](weights, inputs, tf.float32, False, False)
         reference = tf.function(model.forward)(model.x).numpy()

@@ -11,7 +11,7 @@ from unittest import mock
 import torch
 from torch import nn
 
-from dlbench.backends.base import NotProbed, needs
+from dlbench.backends.base import ExportCase, NotProbed, needs
 from dlbench.backends.torch import backend as module  # the models the backend times, patched or exported here
 
 
@@ -37,15 +37,8 @@ def instrument(workload: str, hook: Callable[[], None]) -> contextlib.AbstractCo
     return mock.patch.dict(module._BUILDERS, {workload: build})
 
 
-def export(
-    backend: Any,
-    workload: Any,
-    size: dict[str, int],
-    weights: dict[str, Any],
-    inputs: dict[str, Any],
-    path: str,
-    directory: str,
-) -> dict[str, Any]:
+def export(case: ExportCase, path: str, directory: str) -> dict[str, Any]:
+    workload, size, weights, inputs = case.workload, case.size, case.weights, case.inputs
     model, names, call = module._BUILDERS[workload.name](size)
     model.load_state_dict({names[k]: torch.from_numpy(v) for k, v in weights.items()}, strict=True)
     model.eval()
