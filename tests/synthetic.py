@@ -3,7 +3,7 @@ dlbench: nothing it makes can reach a user's store.
 
 Never measurements: a synthetic run's suite note says SYNTHETIC, its fingerprint's hostname is "synthetic", and
 every figure comes from a formula. The statistics are derived from the made-up iteration times by the same code
-that derives them for real runs (measure.stats.summarize).
+that derives them for real runs (runner.attempts: each repetition's statistics, then the case's figure).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from dlbench.core.cases import Case
+from dlbench.core.cases import Case, MeasureConfig
 from dlbench.core.results import Run
-from dlbench.measure.stats import summarize
+from dlbench.runner.attempts import attempt_document, case_document
 from dlbench.store import Store
 from dlbench.workloads import WORKLOADS
 
@@ -45,23 +45,32 @@ def fingerprint(**overrides: Any) -> dict[str, Any]:
 
 
 def document(case: Case, status: str = "ok", error: str | None = None, speed: float | None = None, n: int = 30,
-             noise: float = 0.02, seed: int = 0, versions: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """One result document shaped as a worker writes it."""
-    doc: dict[str, Any] = {"case": case.to_dict(), "case_key": case.key, "status": status, "error": error,
-                           "versions": dict(versions or {case.backend: "1.0"}),
+             noise: float = 0.02, seed: int = 0, versions: Mapping[str, str] | None = None, repeat: int = 3,
+             between: float = 0.01, disturbed: bool = False) -> dict[str, Any]:
+    """One result document shaped as the runner writes it: `repeat` processes, each with `n` iterations spread by
+    `noise` around a process median that itself varies by `between` (both log-normal); `disturbed` makes every
+    window's neighbour take 50% of the CPUs."""
+    raw: dict[str, Any] = {"status": status, "error": error, "versions": dict(versions or {case.backend: "1.0"}),
                            "settings": {"threads": 2, "synthetic": True}}  # fmt: skip
     if status != "ok":
-        return doc
+        return {"case": case.to_dict(), "case_key": case.key, **raw}
     rng = np.random.default_rng(zlib.crc32(f"{seed}:{case.key}".encode()))
     median = case.batch / (speed if speed is not None else _speed(case))
-    samples = median * np.exp(rng.normal(0.0, noise, n))
-    doc["samples_s"] = [float(s) for s in samples]
-    doc["stats"] = summarize(doc["samples_s"], case.batch)
-    doc["first_step_s"] = float(median * 3 + 0.05 * (1 + zlib.crc32(case.backend.encode()) % 5))
+    raw["first_step_s"] = float(median * 3 + 0.05 * (1 + zlib.crc32(case.backend.encode()) % 5))
     work = math.prod(case.size.values())
-    doc["memory"] = {"rss_peak_bytes": int(100 * 2**20 + work * 4096 * (2 if case.mode == "train" else 1)),
+    raw["memory"] = {"rss_peak_bytes": int(100 * 2**20 + work * 4096 * (2 if case.mode == "train" else 1)),
                      "rss_peak_covers": "measured steps"}  # fmt: skip
-    return doc
+    share = 0.5 if disturbed else 0.0
+    window = {"wall_s": 1.0, "cpus": [0, 1], "threads": 2, "own_cpu_s": 2 - 2 * share, "outside_cpu_s": 2 * share,
+              "steal_s": 0.0, "outside_share": share, "cpu_share": 1 - share}  # fmt: skip
+    measure = MeasureConfig(repeat=repeat, retries=0, min_iters=3)
+    slots = []
+    for r in range(repeat):
+        process_median = median * float(np.exp(rng.normal(0.0, between))) if repeat > 1 else median
+        samples = [float(v) for v in process_median * np.exp(rng.normal(0.0, noise, n))]
+        raw_r = {**raw, "pid": 1000 + r, "samples_s": samples, "window": window}
+        slots.append([attempt_document(case, raw_r, measure, 60.0, r + 1, 1)])
+    return case_document(case, slots, measure)
 
 
 def make_run(store_path: str | Path, plan: list[Case], *, run_id: str = "synthetic",

@@ -81,7 +81,8 @@ def test_a_version_1_store_is_upgraded_in_place(store_path: Path) -> None:
     store.create_run("r", "probe", [], {}, {})
     assert store.add_finding("r", "probe", "k", {})
     version = store.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
-    assert version == str(SCHEMA_VERSION) == "2"
+    assert version == str(SCHEMA_VERSION) == "3"
+    assert store.add_attempt("r", Case("lstm", {"batch": 1}, "numpy", "fp32", "forward"), 1, 1, {"status": "ok"})
 
 
 @pytest.mark.parametrize("content", [b"not a database at all, just text" * 100, b""])

@@ -23,6 +23,12 @@ class MeasureConfig:
     max_iters: int = 100_000
     warmup_iters: int = 1  # untimed steps after the first one (whose time is kept as first_step_s)
     target_rel_ci: float = 0.01  # stop early once the 95% CI of the median is within ±1% of it
+    # Trust on a machine that is not quiet (measure/disturbance.py, runner/sweep.py):
+    repeat: int = 1  # independent repetitions: each case timed in this many processes, in rounds across the sweep
+    retries: int = 2  # a disturbed window is measured again later in the sweep, at most this many more times
+    max_outside_share: float = 0.10  # disturbed: others used more than this share of the case's CPUs meanwhile
+    min_cpu_share: float = 0.0  # disturbed: the case got less than this share of its CPUs (0: not checked)
+    wait_quiet_s: float = 0.0  # before each timed case, wait up to this long for its CPUs to be quiet
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -30,6 +36,31 @@ class MeasureConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MeasureConfig:
         return cls(**data)
+
+    def problem(self) -> str:
+        """What is wrong with these settings ("" when nothing is): `max_iters=0 (must be an integer ≥ 1)`."""
+        import math
+
+        rules: dict[str, tuple[type, float, float]] = {
+            "min_time_s": (float, 0, math.inf), "max_time_s": (float, 0, math.inf), "min_iters": (int, 1, math.inf),
+            "max_iters": (int, 0, math.inf), "warmup_iters": (int, 0, math.inf), "target_rel_ci": (float, 0, 1),
+            "repeat": (int, 1, 100), "retries": (int, 0, 100), "max_outside_share": (float, 0, 1),
+            "min_cpu_share": (float, 0, 1), "wait_quiet_s": (float, 0, 3600),
+        }  # fmt: skip
+        for name, (kind, low, high) in rules.items():
+            value = getattr(self, name)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or (kind is int and value != int(value)) or not low <= value <= high:
+                what = "an integer" if kind is int else "a number"
+                bounds = f"≥ {low:g}" if high == math.inf else f"from {low:g} to {high:g}"
+                return f"{name}={value!r} (must be {what} {bounds})"
+        if self.max_time_s < self.min_time_s:
+            return f"max_time_s={self.max_time_s:g} < min_time_s={self.min_time_s:g}"
+        return ""
+
+    def thresholds(self) -> dict[str, float]:
+        """The disturbance thresholds, as every window's judgement records them."""
+        return {"max_outside_share": self.max_outside_share, "min_cpu_share": self.min_cpu_share}
 
 
 @dataclass(frozen=True)

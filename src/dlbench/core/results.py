@@ -45,6 +45,35 @@ class Result:
     def memory(self) -> dict[str, Any]:
         return dict(self.document.get("memory") or {})
 
+    @property
+    def flags(self) -> list[str]:
+        """What a reader must know of the figure: `disturbed`, `few-iterations`, `unwatched` (runner/attempts.py)."""
+        return list(self.document.get("flags") or [])
+
+    @property
+    def repetitions(self) -> list[list[float]]:
+        """Each independent process's timed iterations (one list for a result from a single process)."""
+        reps = self.document.get("repetitions")
+        if reps:
+            return [list(r.get("samples_s") or []) for r in reps]
+        return [self.samples_s] if self.samples_s else []
+
+    @property
+    def rankable(self) -> bool:
+        """Measured, and not disturbed: a figure that may be ranked."""
+        return self.status == "ok" and bool(self.samples_s) and "disturbed" not in self.flags
+
+    def untestable_reason(self) -> str:
+        """Why this figure may not back a significance claim ("" when it may): it must be rankable, come from two
+        or more independent processes, each with at least the run's min_iters timed iterations."""
+        if not self.rankable:
+            return "disturbed" if "disturbed" in self.flags else "not measured"
+        if "few-iterations" in self.flags:
+            return "fewer timed iterations than min_iters"
+        if len(self.repetitions) < 2:
+            return "one process per case (run with --repeat 2 or more to test)"
+        return ""
+
     def to_record(self) -> dict[str, Any]:
         """A flat row: case fields, status, the main statistics and memory figures."""
         stats, memory = self.stats, self.memory

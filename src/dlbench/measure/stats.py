@@ -11,6 +11,29 @@ from typing import Any
 import numpy as np
 
 Z95 = 1.959963984540054
+# Student's t, 97.5th percentile, for 1..30 degrees of freedom (two-sided 95% intervals from few processes).
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t95(df: float) -> float:
+    """The two-sided 95% quantile of Student's t with `df` degrees of freedom (a fractional df is rounded down:
+    the wider interval), from a table up to 30 and a close approximation above."""
+    if not df >= 1:
+        return math.inf
+    whole = int(df)
+    return _T975[whole - 1] if whole <= len(_T975) else Z95 + 2.4 / whole
+
+
+def between_interval(medians_s: list[float]) -> tuple[float, float]:
+    """95% interval of the typical iteration time from independent processes' medians: a t interval on their
+    logarithms (times are positive and spread multiplicatively). (nan, nan) from fewer than two processes."""
+    x = np.log(np.asarray(medians_s, dtype=float))
+    k = len(x)
+    if k < 2:
+        return math.nan, math.nan
+    centre, half = float(x.mean()), t95(k - 1) * float(x.std(ddof=1)) / math.sqrt(k)
+    return math.exp(centre - half), math.exp(centre + half)
 
 
 def median_ci(samples: list[float] | np.ndarray) -> tuple[float, float]:

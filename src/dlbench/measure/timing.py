@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from dlbench.core.cases import MeasureConfig
 from dlbench.measure.stats import relative_ci_half_width
@@ -22,6 +22,15 @@ class Timing:
     samples_s: list[float] = field(default_factory=list)
     stopped_by: str = ""  # converged | max_time | max_iters
     total_s: float = 0.0
+    window: dict[str, Any] = field(default_factory=dict)  # what else the machine did meanwhile (Window.stop())
+
+
+class Window(Protocol):
+    """Watches the timed iterations' window (measure/disturbance.py's Watch)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> dict[str, Any]: ...
 
 
 def measure(
@@ -29,6 +38,7 @@ def measure(
     synchronize: Callable[[Any], None],
     config: MeasureConfig,
     clock: Callable[[], float] = time.perf_counter,
+    window: Window | None = None,
 ) -> Timing:
     def timed() -> float:
         start = clock()
@@ -43,6 +53,8 @@ def measure(
     for _ in range(config.warmup_iters):
         timing.warmup_s.append(timed())
 
+    if window is not None:
+        window.start()
     start = clock()
     next_check = config.min_iters
     while True:
@@ -60,5 +72,7 @@ def measure(
             if relative_ci_half_width(timing.samples_s) <= config.target_rel_ci:
                 timing.stopped_by = "converged"
                 break
+    if window is not None:
+        timing.window = window.stop()
     timing.total_s = clock() - t0
     return timing

@@ -168,8 +168,7 @@ def _judge(row: CaseComparison, threshold: float, noise: float) -> None:
         return
     a_ok, b_ok = a.status == "ok" and bool(a.samples_s), b.status == "ok" and bool(b.samples_s)
     if a_ok and b_ok:
-        row.ratio = throughput_ratio([Timed("B:" + b.case.key, b.samples_s, b.case.batch)],
-                                     [Timed("A:" + a.case.key, a.samples_s, a.case.batch)], noise)  # fmt: skip
+        row.ratio = throughput_ratio([Timed.of(b, "B:")], [Timed.of(a, "A:")], noise)
         row.verdict = row.ratio.verdict
         row.regression = row.ratio.significant and row.ratio.value < 1 - threshold
     elif a_ok:

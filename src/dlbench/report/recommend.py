@@ -7,9 +7,11 @@ faster than the next, and whether that lead is more than noise; then a summary t
 - A backend is ranked in a regime only if it has a measurement at every size of the band. One that failed
   (out of memory, an error such as failed verification, a timeout, unsupported) or was not measured there is
   named with the reason, never dropped silently.
-- The lead is significant when the whole 95% bootstrap interval of the leader ÷ runner-up ratio lies above
-  1 + the noise floor (statistics.throughput_ratio: each case's raw iteration times resampled in blocks;
-  statistics.NOISE_FLOOR: backends are measured one after another, and runs drift by about that much).
+- A disturbed figure (no clean window in any attempt: runner/attempts.py) is never ranked: the backend is named
+  with that reason, like a failure.
+- The lead is significant when the whole 95% interval of the leader ÷ runner-up ratio lies above 1 + the noise
+  floor (statistics.throughput_ratio: Welch's interval from the spread between independent processes, so only
+  with --repeat 2 or more, every figure from min_iters timed iterations or more; statistics.NOISE_FLOOR).
 - The summary counts significant wins, weighted as the user says (`--weights lstm=2,train=2`); it claims a
   winner overall only when one backend holds most of the weight, and always says what the data covers.
 """
@@ -109,7 +111,7 @@ class Regime:
         second = label(self.ranking[1][0])
         assert self.lead is not None
         if not self.lead.testable:
-            return f"{first} ahead of {second} by ×{self.lead.value:.2f}: too few samples to test"
+            return f"{first} ahead of {second} by ×{self.lead.value:.2f}, not tested ({self.lead.reason})"
         interval = f"95% CI {self.lead.low:.2f}–{self.lead.high:.2f}"
         if self.significant:
             return f"{first}, ×{self.lead.value:.2f} the speed of {second} ({interval})"
@@ -147,6 +149,8 @@ def _bands(results: list[Result]) -> dict[str, list[dict[str, int]]]:
 
 
 def _reason(result: Result) -> Reason:
+    if result.status == "ok" and "disturbed" in result.flags:  # shown in the tables, never ranked
+        return "disturbed", "no clean window in any attempt", _size_text(result.case.size)
     status = STATUS_TEXT.get(result.status, result.status) if result.status != "ok" else "no timed iterations"
     error = (result.error or "").strip().splitlines()
     detail = error[0][:160] if error and result.status != "oom" else ""
@@ -184,13 +188,12 @@ def regimes(run: Run, weights: dict[str, float] | None = None) -> list[Regime]:
             cases: dict[str, list[Timed]] = {}
             for backend in dict.fromkeys(backend_of(r) for r in in_band):
                 mine = {tuple(r.case.size.items()): r for r in in_band if backend_of(r) == backend}
-                reasons = [_reason(r) for r in mine.values() if r.status != "ok" or not r.samples_s]
+                reasons = [_reason(r) for r in mine.values() if not r.rankable]
                 reasons += [("not measured", "", _size_text(s)) for s in regime.sizes if tuple(s.items()) not in mine]
                 if reasons:
                     regime.excluded[backend] = reasons
                     continue
-                cases[backend] = [Timed(mine[tuple(s.items())].case.key, mine[tuple(s.items())].samples_s,
-                                        mine[tuple(s.items())].case.batch) for s in regime.sizes]  # fmt: skip
+                cases[backend] = [Timed.of(mine[tuple(s.items())]) for s in regime.sizes]
             regime.ranking = sorted(((b, math.exp(float(np.mean([t.log_throughput() for t in ts]))))
                                      for b, ts in cases.items()), key=lambda bv: -bv[1])  # fmt: skip
             if regime.contested:

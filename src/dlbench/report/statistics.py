@@ -1,64 +1,43 @@
-"""Statistics for comparing measurements: bootstrap distributions of a case's median iteration time, and the
-ratios built from them (B/A of one case; leader/runner-up over the sizes of a regime).
+"""Statistics for comparing measurements: the ratio of two throughputs (B ÷ A of one case; leader ÷ runner-up over
+the sizes of a regime) with a 95% interval, and whether it is more than noise.
 
-Iteration times are not independent draws: a machine's load drifts, so neighbouring iterations resemble each
-other. Resampling single iterations would then understate the uncertainty, so this resamples contiguous
-blocks (the moving-block bootstrap, block length ≈ n^(1/3)). Seeded from the case key: the same samples always
-give the same interval. NumPy only (no SciPy in the parent process).
+The unit of evidence is an independent process, not an iteration (pyperf's model). Iterations inside one timed
+window resemble each other: a neighbour that spans the window, the process's memory layout, its threads'
+placement move all of them together, so an interval built from them is far too narrow (measured: two runs of the
+same code differed by up to 27% while those intervals claimed ±1%). So a ratio is tested only when every figure
+in it comes from two or more processes (`--repeat`), none of them disturbed and each with at least min_iters
+timed iterations (core.results.Result.untestable_reason); the interval is Welch's t interval on the logarithm of
+the throughputs, from the spread between each figure's processes. From one process a ratio may still rank, but
+is never called significant. NumPy only (no SciPy in the parent process).
 """
 
 from __future__ import annotations
 
 import math
-import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-# Two runs of the same code on one machine differ by about 1% (load, frequency, memory placement), more than
-# either run's own interval admits. A difference counts only when its whole 95% interval lies beyond ±1%
-# (criterion.rs's noise_threshold, the same rule).
-NOISE_FLOOR = 0.01
-RESAMPLES = 1000
-BUDGET = 4_000_000  # resamples × n: caps the work (and memory) per case
-MIN_SAMPLES = 3  # fewer timed iterations than this make no claim of significance
+from dlbench.core.results import Result
+from dlbench.measure.stats import t95
 
-
-def _seed(key: str) -> int:
-    return zlib.crc32(key.encode())
-
-
-def bootstrap_medians(samples: list[float] | np.ndarray, key: str = "", resamples: int = RESAMPLES) -> np.ndarray:
-    """`resamples` medians of moving-block resamples of `samples` (fewer when n is large; see BUDGET)."""
-    x = np.asarray(samples, dtype=float)
-    n = len(x)
-    if n == 0:
-        return np.full(1, math.nan)
-    if n == 1:
-        return np.full(1, x[0])
-    resamples = max(200, min(resamples, BUDGET // n))
-    block = max(1, round(n ** (1 / 3)))
-    blocks = math.ceil(n / block)
-    rng = np.random.default_rng(_seed(key))
-    medians = np.empty(resamples)
-    chunk = max(1, BUDGET // (4 * n))
-    for start in range(0, resamples, chunk):
-        stop = min(resamples, start + chunk)
-        starts = rng.integers(0, n - block + 1, size=(stop - start, blocks))
-        idx = (starts[:, :, None] + np.arange(block)).reshape(stop - start, -1)[:, :n]
-        medians[start:stop] = np.median(x[idx], axis=1)
-    return medians
+# Repetitions inside one run are interleaved; two runs are not, and what changes between them (the machine's
+# state, a neighbour that came and went) moves every process of one run alike. A difference therefore counts only
+# when its whole 95% interval also lies beyond ±NOISE_FLOOR (criterion.rs's noise_threshold, the same rule).
+NOISE_FLOOR = 0.02
+MIN_SAMPLES = 3  # a repetition with fewer timed iterations than this makes no claim of significance
 
 
 @dataclass(frozen=True)
 class Ratio:
-    """A ratio of throughputs (> 1: the numerator is faster) with its 95% percentile-bootstrap interval."""
+    """A ratio of throughputs (> 1: the numerator is faster) with its 95% interval (nan when not testable)."""
 
     value: float
     low: float
     high: float
-    testable: bool = True  # False when a side had too few samples to say anything
+    testable: bool = True  # False when a figure may not back a claim (why: `reason`)
     noise: float = NOISE_FLOOR
+    reason: str = ""
 
     @property
     def significant(self) -> bool:
@@ -69,59 +48,70 @@ class Ratio:
     @property
     def verdict(self) -> str:
         if not self.testable:
-            return "too few samples to test"
+            return "not tested: " + (self.reason or "too few samples")
         if not self.significant:
             return "no significant difference"
         return "faster" if self.value > 1 else "slower"
 
     def text(self) -> str:
+        if not self.testable:
+            return f"×{self.value:.3f} (not tested)"
         return f"×{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
-
-
-def _interval(replicates: np.ndarray) -> tuple[float, float]:
-    finite = replicates[np.isfinite(replicates)]
-    if not len(finite):
-        return math.nan, math.nan
-    low, high = np.percentile(finite, [2.5, 97.5])
-    return float(low), float(high)
 
 
 @dataclass(frozen=True)
 class Timed:
-    """One case's raw iteration times and its batch (so throughput = batch / median time)."""
+    """One figure's evidence: each independent process's timed iterations, its batch (throughput = batch / time),
+    and why it may not back a significance claim ("" when it may)."""
 
     key: str
-    samples_s: list[float]
+    repetitions: list[list[float]]
     batch: int
+    untestable: str = field(default="")
+
+    @classmethod
+    def of(cls, result: Result, prefix: str = "") -> Timed:
+        reps = [r for r in result.repetitions if r]
+        reason = result.untestable_reason()
+        if not reason and any(len(r) < MIN_SAMPLES for r in reps):
+            reason = f"fewer than {MIN_SAMPLES} timed iterations in a process"
+        return cls(prefix + result.case.key, reps, result.case.batch, reason)
+
+    def why_untestable(self) -> str:
+        if self.untestable:
+            return self.untestable
+        return "" if len(self.repetitions) >= 2 else "one process per case (run with --repeat 2 or more to test)"
+
+    def log_throughputs(self) -> np.ndarray:
+        """log(batch / median time) of each process."""
+        medians = np.array([np.median(r) for r in self.repetitions], dtype=float)
+        logs: np.ndarray = math.log(self.batch) - np.log(medians)
+        return logs
 
     def log_throughput(self) -> float:
-        return math.log(self.batch) - math.log(float(np.median(self.samples_s)))
-
-    def log_throughput_replicates(self) -> np.ndarray:
-        replicates: np.ndarray = math.log(self.batch) - np.log(bootstrap_medians(self.samples_s, self.key))
-        return replicates
+        """log of the figure: batch / the geometric mean of the processes' medians (runner/attempts.py)."""
+        return float(np.mean(self.log_throughputs()))
 
 
 def throughput_ratio(numerator: list[Timed], denominator: list[Timed], noise: float = NOISE_FLOOR) -> Ratio:
-    """Ratio of geometric-mean throughputs over matched cases (one case each: the plain ratio of samples/s).
-
-    Each case is resampled on its own; a replicate of the ratio combines one replicate of every case.
-    """
-    if not numerator or len(numerator) != len(denominator):
-        raise ValueError("throughput_ratio needs the same, non-zero number of cases on both sides")
-    value = math.exp(np.mean([t.log_throughput() for t in numerator])
-                     - np.mean([t.log_throughput() for t in denominator]))  # fmt: skip
-    testable = all(len(t.samples_s) >= MIN_SAMPLES for t in (*numerator, *denominator))
-    if not testable:
-        return Ratio(value, math.nan, math.nan, testable=False, noise=noise)
-
-    def side(cases: list[Timed]) -> np.ndarray:
-        reps = [t.log_throughput_replicates() for t in cases]
-        size = min(len(r) for r in reps)
-        mean: np.ndarray = np.mean([r[:size] for r in reps], axis=0)
-        return mean
-
-    top, bottom = side(numerator), side(denominator)
-    size = min(len(top), len(bottom))
-    low, high = _interval(np.exp(top[:size] - bottom[:size]))
-    return Ratio(value, low, high, noise=noise)
+    """Ratio of geometric-mean throughputs over matched cases (one case each: the plain ratio of the figures),
+    with Welch's 95% t interval from the spread between each figure's processes."""
+    if not numerator or not denominator:
+        raise ValueError("throughput_ratio needs cases on both sides")
+    centre = float(np.mean([t.log_throughput() for t in numerator])
+                   - np.mean([t.log_throughput() for t in denominator]))  # fmt: skip
+    value = math.exp(centre)
+    reasons = list(dict.fromkeys(t.why_untestable() for t in (*numerator, *denominator) if t.why_untestable()))
+    if reasons:
+        return Ratio(value, math.nan, math.nan, testable=False, noise=noise, reason="; ".join(reasons))
+    parts = []  # each figure's share of the variance of the difference: (var_i / K_i / m², K_i - 1)
+    for side in (numerator, denominator):
+        for t in side:
+            logs = t.log_throughputs()
+            parts.append((float(logs.var(ddof=1)) / len(logs) / len(side) ** 2, len(logs) - 1))
+    variance = sum(v for v, _ in parts)
+    if variance <= 0:
+        return Ratio(value, value, value, noise=noise)
+    df = variance**2 / sum(v**2 / d for v, d in parts if v > 0)
+    half = t95(df) * math.sqrt(variance)
+    return Ratio(value, math.exp(centre - half), math.exp(centre + half), noise=noise)

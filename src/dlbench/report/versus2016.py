@@ -44,7 +44,7 @@ def figure(value: float) -> str:
 
 
 def timed(result: Result) -> Timed:
-    return Timed(result.case.key, result.samples_s, result.case.batch)
+    return Timed.of(result)
 
 
 def status_text(result: Result) -> str:

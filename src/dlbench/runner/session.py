@@ -21,6 +21,7 @@ A session owns the worker processes of one command and, when the command records
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import sys
@@ -36,6 +37,7 @@ from dlbench.backends import env_vars, framework_modules, get_backend
 from dlbench.core.cases import Case, MeasureConfig
 from dlbench.core.errors import UsageError, unknown
 from dlbench.core.units import parse_size
+from dlbench.measure.disturbance import allowed_cpus, outside_share_now
 from dlbench.measure.env import fingerprint
 from dlbench.runner.client import WorkerClient
 from dlbench.runner.interpreters import Interpreter, environments_fingerprint
@@ -43,6 +45,7 @@ from dlbench.runner.verification import verification_record
 from dlbench.store import Store
 
 ISOLATIONS = ("fork", "spawn")
+QUIET_PROBE_S = 0.25  # how long --wait-quiet looks at the CPUs before each judgement
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,6 @@ def check_cpus(cpus: list[int] | tuple[int, ...] | None) -> list[int] | None:
     """CPU ids to pin workers to, each one this process may use; sorted, once each. UsageError naming the bad ids."""
     if cpus is None:
         return None
-    import os
 
     allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
     bad = [c for c in cpus if c not in allowed]
@@ -175,6 +177,18 @@ class Session:
         document = self._unsupported(case) or self._client(case).run(case, config, timeout_s)
         return self._with_interpreter(case, document)
 
+    def wait_quiet(self, case: Case, config: MeasureConfig) -> float:
+        """Wait until the CPUs the case will run on are quiet (others use at most config.max_outside_share of
+        them over a quarter second), at most config.wait_quiet_s: the seconds waited."""
+        cpus = self.placement.cpus or allowed_cpus()
+        own = [os.getpid(), *(c.server.pid for c in self._clients.values() if c.server is not None)]
+        start = time.monotonic()
+        while time.monotonic() - start < config.wait_quiet_s:
+            share = outside_share_now(cpus, QUIET_PROBE_S, own)
+            if share is None or share <= config.max_outside_share:
+                break
+        return time.monotonic() - start
+
     def verify(self, case: Case, timeout_s: float) -> dict[str, Any]:
         """Verify the case's backend × workload × precision against the float64 reference at the case's size: a
         verification record (status, errors, tolerances, passed)."""
@@ -199,6 +213,15 @@ class Session:
     def add_result(self, case: Case, seq: int, document: dict[str, Any]) -> bool:
         store, run_id = self._run()
         return store.add_result(run_id, case, seq, document)
+
+    def add_attempt(self, case: Case, repetition: int, attempt: int, document: dict[str, Any]) -> bool:
+        store, run_id = self._run()
+        return store.add_attempt(run_id, case, repetition, attempt, document)
+
+    def attempts(self) -> dict[str, list[dict[str, Any]]]:
+        """The run's stored attempts, case key -> documents (a resumed run goes on from them)."""
+        store, run_id = self._run()
+        return store.attempts(run_id)
 
     def add_verification(self, key: str, record: dict[str, Any]) -> None:
         store, run_id = self._run()

@@ -32,6 +32,7 @@ from typing import Any
 from dlbench.backends import BACKENDS
 from dlbench.backends.base import Backend, Unsupported
 from dlbench.core.cases import Case, MeasureConfig
+from dlbench.measure.disturbance import Watch
 from dlbench.measure.memory import current_rss_bytes, peak_rss_bytes, populate, reset_peak_rss, resident_file_pages
 from dlbench.measure.timing import measure
 from dlbench.runner.protocol import decode, write_message
@@ -123,11 +124,12 @@ def run_case(
         backend.reset_peak_memory()
         peak_reset = reset_peak_rss()
         rss_before = current_rss_bytes()
-        timing = measure(step, backend.synchronize, config)
+        timing = measure(step, backend.synchronize, config, window=Watch(case.device, cpus or None, result["threads"]))
         peak = peak_rss_bytes()
         return {
             "status": "ok", "first_step_s": timing.first_step_s, "warmup_s": timing.warmup_s,
             "samples_s": timing.samples_s, "stopped_by": timing.stopped_by, "measure_total_s": timing.total_s,
+            "window": timing.window,
             "memory": {
                 "rss_peak_bytes": peak,
                 "rss_import_baseline_bytes": baseline,

@@ -93,8 +93,9 @@ def _measure_config(base: MeasureConfig, overrides: Mapping[str, Any] | None) ->
         if value is None or (isinstance(value, (int, float)) and value < 0):
             raise UsageError(f"bad measure setting {key}={value!r}: must be a number ≥ 0")
     config = replace(base, **(overrides or {}))
-    if config.max_time_s < config.min_time_s:
-        raise UsageError(f"bad measure settings: max_time_s={config.max_time_s:g} < min_time_s={config.min_time_s:g}")
+    problem = config.problem()
+    if problem:
+        raise UsageError(f"bad measure setting {problem}")
     return config
 
 
@@ -217,6 +218,17 @@ def load_run(run_id: str | None = None, store: str | Path | Store | None = None)
             db.close()
 
 
+def load_attempts(run_id: str, store: str | Path | None = None) -> list[dict[str, Any]]:
+    """Every attempt stored for a run (each repetition and re-measurement of each case), in plan order."""
+    db = Store(store or default_store_path(), create=False)
+    try:
+        by_case = db.attempts(db.get_run(run_id)["run_id"])
+        order = {c.key: i for i, c in enumerate(db.get_run(run_id)["plan"])}
+    finally:
+        db.close()
+    return [a for key in sorted(by_case, key=lambda k: order.get(k, len(order))) for a in by_case[key]]
+
+
 def list_runs(store: str | Path | None = None) -> list[str]:
     db = Store(store or default_store_path(), create=False)
     try:
@@ -226,4 +238,4 @@ def list_runs(store: str | Path | None = None) -> list[str]:
 
 
 __all__ = ["Interrupted", "Plan", "RunSettings", "default_backends", "default_suite", "interpreters_for", "list_runs",
-           "load_run", "plan", "plan_cases", "run"]  # fmt: skip
+           "load_attempts", "load_run", "plan", "plan_cases", "run"]  # fmt: skip

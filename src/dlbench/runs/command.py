@@ -13,9 +13,11 @@ from dlbench.backends import BACKENDS, env_vars, framework_modules
 from dlbench.core import arguments
 from dlbench.core.cases import DEVICES, MODES, Case
 from dlbench.core.precisions import PRECISIONS
+from dlbench.core.tables import print_tables
 from dlbench.runner.session import ISOLATIONS
 from dlbench.runner.verification import describe
 from dlbench.runs.render import FORMATS, print_run
+from dlbench.runs.tables import attempts_table
 from dlbench.suites import load_suite, suite_names
 from dlbench.workloads import WORKLOADS
 
@@ -39,6 +41,14 @@ def add_parsers(sub: Any, store_help: str) -> None:
     run.add_argument("--timeout", type=float, metavar="S", help="per-case timeout in seconds (default: the suite's)")
     run.add_argument("--min-time", type=float, metavar="S", help="time each case at least this long")
     run.add_argument("--max-time", type=float, metavar="S", help="never time a case longer than this")
+    run.add_argument("--repeat", type=int, metavar="K", help="time each case in K independent processes, in rounds "
+                     "across the sweep; significance needs K ≥ 2 (default: the suite's)")
+    run.add_argument("--retries", type=int, metavar="N", help="measure a disturbed case again later in the sweep, "
+                     "at most N more times (default: the suite's, 2 unless it says)")
+    run.add_argument("--quiet-threshold", metavar="PCT", help="a window is disturbed when other processes used more "
+                     "than PCT of the case's CPUs meanwhile (default: 10%%)")
+    run.add_argument("--wait-quiet", type=float, metavar="S", help="before each timed case, wait up to S seconds "
+                     "for its CPUs to be quiet (default: 0, do not wait)")
     run.add_argument("--cpus", help=arguments.CPUS_HELP)
     run.add_argument("--isolation", default="fork", choices=ISOLATIONS,
                      help="fork: import each framework once, fork a process per case (default); "
@@ -57,6 +67,8 @@ def add_parsers(sub: Any, store_help: str) -> None:
 
     show = sub.add_parser("show", help="print a stored run (default: the latest)")
     show.add_argument("run_id", nargs="?", metavar="RUN_ID")
+    show.add_argument("--attempts", action="store_true", help="every process that timed a case: its repetition, "
+                      "attempt, figure and what else the machine did meanwhile (the disturbance record)")
     _store_and_format(show, store_help)
 
     runs = sub.add_parser("runs", help="list the runs in the store")
@@ -76,7 +88,14 @@ def run_command(args: argparse.Namespace) -> int:
 
     if args.command == "run":
         return _run(args)
-    if args.command == "show":
+    if args.command == "show" and args.attempts:
+        run = api.load_run(args.run_id, args.store)
+        attempts = api.load_attempts(run.run_id, args.store)
+        if args.format == "json":
+            print(json.dumps(attempts, indent=1))
+        else:
+            print_tables([attempts_table(run, attempts)], "markdown" if args.format == "markdown" else "table")
+    elif args.command == "show":
         print_run(api.load_run(args.run_id, args.store), args.format)
     elif args.command == "runs":
         for run_id in api.list_runs(args.store):
@@ -93,7 +112,10 @@ def run_command(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from dlbench.runs import api
 
-    measure = {k: v for k, v in (("min_time_s", args.min_time), ("max_time_s", args.max_time)) if v is not None}
+    threshold = arguments.percent(args.quiet_threshold, "--quiet-threshold") if args.quiet_threshold else None
+    given = (("min_time_s", args.min_time), ("max_time_s", args.max_time), ("repeat", args.repeat),
+             ("retries", args.retries), ("max_outside_share", threshold), ("wait_quiet_s", args.wait_quiet))
+    measure = {k: v for k, v in given if v is not None}
     pythons, envs = arguments.interpreter_options(args)
     common: dict[str, Any] = dict(store=args.store, timeout_s=args.timeout, measure=measure or None,
                                   pythons=pythons or None, envs=envs or None)  # fmt: skip
@@ -155,10 +177,19 @@ class _Progress:
             return
         assert document is not None
         status = document["status"]
+        if kind == "attempt":
+            if status == "ok" and (document.get("disturbance") or {}).get("verdict") == "disturbed":
+                reasons = "; ".join(document["disturbance"]["reasons"])
+                self.progress.console.print(f"{case.key}: disturbed ({reasons}): measured again later",
+                                            highlight=False, markup=False)  # fmt: skip
+            return
         if status == "ok":
             stats = document["stats"]
-            detail = (f"{stats['samples_per_s']:,.1f} samples/s (n={stats['n']}, "
-                      f"first step {document['first_step_s']:.2f} s)")
+            reps = len(document.get("repetitions") or [None])
+            detail = (f"{stats['samples_per_s']:,.1f} samples/s (n={stats['n']}"
+                      + (f" in {reps} processes" if reps > 1 else "")
+                      + f", first step {document['first_step_s']:.2f} s)"
+                      + "".join(f" [{flag}]" for flag in document.get("flags") or []))
         else:
             detail = f"{status}: {(document.get('error') or '').splitlines()[0][:160] if document.get('error') else ''}"
         self.progress.console.print(f"{case.key}: {detail}", highlight=False, markup=False)

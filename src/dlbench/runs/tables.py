@@ -66,7 +66,12 @@ class _Notes:
             stats = result.stats
             value = stats["samples_per_s"]
             text = f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
-            if stats.get("warnings"):
+            flags = result.flags
+            if "disturbed" in flags:
+                text += " [disturbed]"
+            if "few-iterations" in flags:
+                text += f" [n={min(stats.get('n_per_repetition') or [stats.get('n', 0)])}]"
+            if stats.get("warnings") and not {"disturbed", "few-iterations"} & set(flags):
                 text += " ~"
             return text
         reason = f"{result.case.backend}: {STATUS_TEXT.get(result.status, result.status)}: {result.error or ''}"
@@ -190,10 +195,51 @@ def legend(run: Run) -> list[str]:
     note = run.settings.get("note")
     if note:
         lines.append(note)
-    if any(r.stats.get("warnings") for r in run.results):
+    measure = run.settings.get("measure") or {}
+    repeat = int(measure.get("repeat", 1))
+    if repeat > 1:
+        lines.append(f"each figure: the geometric mean of {repeat} independent processes' medians (measured in rounds "
+                     "across the run); its interval comes from the spread between them")  # fmt: skip
+    if any("disturbed" in r.flags for r in run.results):
+        share = float(measure.get("max_outside_share", 0.10))
+        lines.append(f"[disturbed]: every attempt at this figure ran while other processes used more than {share:.0%} "
+                     "of its CPUs; it is shown, never ranked (`dlbench show RUN --attempts` lists each attempt)")
+    if any("few-iterations" in r.flags for r in run.results):
+        lines.append(f"[n=K]: only K timed iterations (fewer than min_iters={measure.get('min_iters')}): "
+                     "no spread can be trusted, never used for significance")
+    if any(r.stats.get("warnings") and not {"disturbed", "few-iterations"} & set(r.flags) for r in run.results):
         lines.append("~ marks a figure whose spread was large (see `dlbench show RUN --format json` for the warnings)")
     missing = len(run.missing)
     if missing:
         lines.append(f"{missing} planned case(s) have no result yet (status {run.status}): "
                      f"`dlbench run --resume {run.run_id}` measures them")  # fmt: skip
     return lines
+
+
+def attempts_table(run: Run, attempts: list[dict[str, Any]]) -> Table:
+    """One row per process that timed a case: what `dlbench show RUN --attempts` prints."""
+    columns = ["case", "repetition", "attempt", "status", "n", "median ms", "others' share of its CPUs",
+               "its share of its CPUs", "window", "why"]  # fmt: skip
+    table = Table(f"Attempts of run {run.run_id}", columns)
+    for doc in attempts:
+        window, verdict, stats = doc.get("window") or {}, doc.get("disturbance") or {}, doc.get("stats") or {}
+
+        def share(key: str, w: dict[str, Any] = window) -> str:
+            value = w.get(key)
+            return f"{value:.0%}" if isinstance(value, (int, float)) else "—"
+
+        median = stats.get("median_s")
+        table.rows.append([
+            doc.get("case_key", ""), str(doc.get("repetition", 1)), str(doc.get("attempt", 1)), doc["status"],
+            str(stats.get("n", "—")), f"{median * 1e3:.3g}" if isinstance(median, (int, float)) else "—",
+            share("outside_share"), share("cpu_share"), verdict.get("verdict", "—"),
+            "; ".join(verdict.get("reasons") or []) or ((doc.get("error") or "").splitlines() or [""])[0][:120],
+        ])  # fmt: skip
+        table.classes.append({8: {"clean": "good", "disturbed": "bad", "unwatched": "warn"}.get(
+            verdict.get("verdict", ""), "neutral")})
+    thresholds = (attempts[0].get("disturbance") or {}).get("thresholds") if attempts else None
+    if thresholds:
+        table.notes.append(f"disturbed: others used more than {thresholds['max_outside_share']:.0%} of the case's "
+                           "CPUs during its timed window" + (f", or it got less than {thresholds['min_cpu_share']:.0%}"
+                           if thresholds.get("min_cpu_share") else ""))  # fmt: skip
+    return table

@@ -2,11 +2,14 @@
 
 Tables: `meta` (schema version), `runs` (one row per run: its plan, measurement settings, fingerprint),
 `results` (one row per case of a run, UNIQUE(run_id, case_key): a resumed run never duplicates a case),
-`verifications` (one row per backend × workload × precision × device checked before timing), `findings` (what is
+`attempts` (every process that timed a case: each repetition, each re-measurement of a disturbed window — nothing
+is discarded; `results` holds the case's figure built from them), `verifications` (one row per backend × workload ×
+precision × device checked before timing), `findings` (what is
 measured beside speed — the precision probe matrix, the largest batch that fits, compile phases, usability and
 export probes — one row per (run, kind, key), so a probe run is a run like any other: fingerprint, settings, resume).
 
-History: v1 runs/results/verifications; v2 adds findings (a v1 store is upgraded in place on open).
+History: v1 runs/results/verifications; v2 adds findings; v3 adds attempts (an older store is upgraded in place on
+open: it only lacks tables).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 from dlbench.core.cases import Case
 from dlbench.core.errors import UsageError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,6 +47,16 @@ CREATE TABLE IF NOT EXISTS results (
     recorded_at REAL NOT NULL,
     document    TEXT NOT NULL,          -- JSON: the full result (raw samples, stats, memory, settings, ...)
     PRIMARY KEY (run_id, case_key)
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    run_id      TEXT NOT NULL REFERENCES runs(run_id),
+    case_key    TEXT NOT NULL,
+    repetition  INTEGER NOT NULL,       -- 1..repeat: which independent process slot
+    attempt     INTEGER NOT NULL,       -- 1..retries+1: re-measurements of a disturbed window
+    status      TEXT NOT NULL,
+    recorded_at REAL NOT NULL,
+    document    TEXT NOT NULL,          -- JSON: the worker's raw result, its statistics and the window's verdict
+    PRIMARY KEY (run_id, case_key, repetition, attempt)
 );
 CREATE TABLE IF NOT EXISTS verifications (
     run_id      TEXT NOT NULL REFERENCES runs(run_id),
@@ -185,6 +198,27 @@ class Store:
     def results(self, run_id: str) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT document FROM results WHERE run_id=? ORDER BY seq", (run_id,))
         return [json.loads(r[0]) for r in rows]
+
+    def add_attempt(self, run_id: str, case: Case, repetition: int, attempt: int, document: dict[str, Any]) -> bool:
+        """Write one process's result for a case and commit at once. False if that slot already has one."""
+        with self.db:
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO attempts (run_id, case_key, repetition, attempt, status, recorded_at, document) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, case.key, repetition, attempt, document["status"], time.time(), _dumps(document)),
+            )
+        return cursor.rowcount == 1
+
+    def attempts(self, run_id: str, case_key: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        """case key -> its attempts' documents, by repetition then attempt."""
+        query = "SELECT case_key, document FROM attempts WHERE run_id=?"
+        params: tuple[str, ...] = (run_id,)
+        if case_key is not None:
+            query, params = query + " AND case_key=?", (run_id, case_key)
+        out: dict[str, list[dict[str, Any]]] = {}
+        for key, doc in self.db.execute(query + " ORDER BY case_key, repetition, attempt", params):
+            out.setdefault(key, []).append(json.loads(doc))
+        return out
 
     def add_verification(self, run_id: str, group_key: str, document: dict[str, Any]) -> None:
         with self.db:

@@ -126,6 +126,12 @@ def parse_suite(name: str, data: dict[str, Any], where: str) -> Suite:
         if key not in measure_fields:
             raise UsageError(f"malformed suite {where}: unknown [measure] key {key!r} "
                              f"(allowed: {', '.join(sorted(measure_fields))})")  # fmt: skip
+    try:
+        problem = MeasureConfig(**measure).problem()
+    except TypeError as exc:
+        problem = str(exc)
+    if problem:
+        raise UsageError(f"malformed suite {where}: bad [measure] {problem}")
     experiments = []
     raw = data.get("experiments")
     if not isinstance(raw, list) or not raw:
