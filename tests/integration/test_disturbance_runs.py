@@ -93,3 +93,20 @@ def test_repeat_stores_every_process_samples(store_path: Path) -> None:
     attempts = subprocess.run([sys.executable, "-m", "dlbench.cli", "show", "--attempts", "--store", str(store_path),
                                "--format", "json"], capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert [a["samples_s"] for a in json.loads(attempts)] == [r["samples_s"] for r in reps]
+
+
+def test_wait_quiet_waits_for_a_neighbour_to_leave_and_no_longer(store_path: Path) -> None:
+    """A neighbour on the case's CPU for about a second: --wait-quiet 20 waits about that long, then the case is
+    timed in a clean window; the seconds waited are stored with the attempt."""
+    neighbour = start_neighbour(CPU, seconds=1.2)
+    try:
+        run = dlbench.run("lstm", sets=SIZES, backends=["numpy"], modes=["forward"], cpus=[CPU], store=store_path,
+                          measure={**MEASURE, "wait_quiet_s": 20.0, "retries": 0}, verify=False)  # fmt: skip
+    finally:
+        try:
+            os.kill(neighbour, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    (attempt,) = _attempts(store_path)
+    assert 0.3 < attempt["waited_quiet_s"] < 10, attempt["waited_quiet_s"]
+    assert attempt["disturbance"]["verdict"] == "clean" and run.results[0].flags == []

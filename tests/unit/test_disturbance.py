@@ -44,10 +44,11 @@ def _spin(seconds: float) -> None:
         pass
 
 
-def start_neighbour(cpu: int) -> int:
-    """A busy process pinned to `cpu` that is not in this process's tree (its parent, a shell, has exited): a
-    neighbour, as another user's job would be. Its pid."""
-    code = f"import os; os.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"
+def start_neighbour(cpu: int, seconds: float = 3600.0) -> int:
+    """A busy process pinned to `cpu` for `seconds`, not in this process's tree (its parent, a shell, has exited):
+    a neighbour, as another user's job would be. Its pid."""
+    code = f"import os, time; os.sched_setaffinity(0, {{{cpu}}})\nend = time.time() + {seconds}\n" \
+           "while time.time() < end: pass"
     shell = subprocess.run(["sh", "-c", f"{sys.executable} -c '{code}' >/dev/null 2>&1 & echo $!"],
                            capture_output=True, text=True, check=True)  # fmt: skip
     return int(shell.stdout.strip())

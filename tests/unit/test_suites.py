@@ -19,19 +19,23 @@ def test_builtin_suites_load_and_seed_has_the_seed_grid() -> None:
 
 
 def test_seed_cpu_keeps_the_structure_and_says_it_is_scaled() -> None:
-    def shape(suite: Suite) -> dict[str, tuple[set[tuple[str, str]], dict[str, int]]]:
-        """Per workload: its precision × mode pairs and how many values each size parameter takes."""
+    """The same workloads, precision × mode pairs and size parameters as the seed (fewer values of some, to fit
+    ten minutes with two processes per figure: the note says which, and how to get them back)."""
+
+    def shape(suite: Suite) -> dict[str, tuple[set[tuple[str, str]], set[str]]]:
+        """Per workload: its precision × mode pairs and its size parameters."""
         out: dict[str, tuple[set[tuple[str, str]], dict[str, set[int]]]] = {}
         for e in suite.experiments:
             pairs, values = out.setdefault(e.workload, (set(), {}))
             pairs.update((p, m) for p in e.precisions for m in e.modes)
             for key, vs in e.sizes.items():
                 values.setdefault(key, set()).update(vs)
-        return {w: (pairs, {k: len(v) for k, v in values.items()}) for w, (pairs, values) in out.items()}
+        return {w: (pairs, set(values)) for w, (pairs, values) in out.items()}
 
     seed, cpu = load_suite("seed"), load_suite("seed-cpu")
     assert shape(seed) == shape(cpu)
-    assert "SCALED" in cpu.note
+    assert "SCALED" in cpu.note and "Left out" in cpu.note and "--set seq_len=30,60" in cpu.note
+    assert cpu.measure.repeat >= 2 and cpu.measure.min_iters >= 5
 
 
 def test_plan_for_a_workload_uses_sets_and_defaults() -> None:
@@ -97,8 +101,7 @@ def test_a_user_suite_file_runs_its_grid(tmp_path: Path) -> None:
 
 def test_a_suite_names_its_default_backends_and_flags_override_them(tmp_path: Path) -> None:
     _, cases = plan_cases("seed-cpu")
-    assert {c.backend for c in cases} == {"torch", "tensorflow", "pytensor", "jax", "keras-jax", "keras-torch",
-                                          "keras-tensorflow"}  # fmt: skip
+    assert {c.backend for c in cases} == {"torch", "tensorflow", "pytensor", "jax", "keras-jax"}
     _, cases = plan_cases("seed-cpu", backends=["torch-compile"])
     assert {c.backend for c in cases} == {"torch-compile"}
     path = tmp_path / "mine.toml"
@@ -121,11 +124,11 @@ def test_an_experiment_can_name_or_skip_backends_and_the_skip_reason_reaches_the
     assert suite.note == "scaled."
 
 
-def test_seed_cpu_times_pytensor_fp16_vgg_at_batch_1_only_and_says_why() -> None:
+def test_seed_cpu_leaves_out_pytensor_fp16_vgg_and_says_why() -> None:
     suite, cases = plan_cases("seed-cpu", backends=["pytensor", "torch"])
-    fp16 = {(c.backend, c.size["batch"]) for c in cases if c.workload == "vgg16" and c.precision == "fp16"}
-    assert fp16 == {("torch", 1), ("torch", 2), ("torch", 4), ("pytensor", 1)}
-    assert "pytensor leaves out vgg16 fp16 at batch=2/4" in suite.note and "C linker" in suite.note
+    vgg = {(c.backend, c.precision) for c in cases if c.workload == "vgg16"}
+    assert vgg == {("torch", "fp32"), ("torch", "fp16"), ("pytensor", "fp32")}
+    assert "pytensor leaves out vgg16 fp16 at batch=2" in suite.note and "C linker" in suite.note
 
 
 def test_seed_cpu_adds_the_real_theano_row_only_where_its_env_exists(

@@ -84,6 +84,7 @@ class Result:
         }  # fmt: skip
         for key in ("samples_per_s", "median_s", "iqr_s", "mean_s", "stdev_s", "ci95_low_s", "ci95_high_s", "n"):
             record[key] = stats.get(key)
+        record["repetitions"], record["flags"] = len(self.repetitions), ",".join(self.flags)
         record["first_step_s"] = self.first_step_s
         for key, value in memory.items():
             if key.endswith("_bytes") or isinstance(value, int):

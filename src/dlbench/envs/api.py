@@ -28,8 +28,8 @@ from dlbench.backends import recipes
 from dlbench.core.errors import UsageError
 from dlbench.runner.environments import METADATA, Env, check_name, envs_dir, find_env, get_env, list_envs
 
-# What a worker imports besides dlbench's worker-side modules (which need Python ≥ 3.9 and NumPy ≥ 1.21).
-WORKER_REQUIREMENTS = ("numpy>=1.21",)
+# What a worker imports besides dlbench's worker-side modules (which need Python ≥ 3.9, NumPy ≥ 1.21, psutil).
+WORKER_REQUIREMENTS = ("numpy>=1.21", "psutil>=5.9")  # psutil: the disturbance watch (measure/disturbance.py)
 
 
 class EnvCreateError(Exception):

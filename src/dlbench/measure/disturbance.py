@@ -68,7 +68,7 @@ def tree_cpu_s(pid: int) -> float:
             total += t.user + t.system
         except psutil.Error:
             pass
-    return total
+    return float(total)
 
 
 def _device_processes(device: str) -> list[int] | None:

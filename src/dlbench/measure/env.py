@@ -47,6 +47,12 @@ def cpu_info() -> dict[str, Any]:
 
 
 def ram_bytes() -> int | None:
+    try:  # psutil: Linux and macOS alike; an interpreter without it (an older managed env) reads Linux's /proc
+        import psutil
+
+        return int(psutil.virtual_memory().total)
+    except (ImportError, OSError):
+        pass
     for line in _read("/proc/meminfo").splitlines():
         if line.startswith("MemTotal:"):
             return int(line.split()[1]) * 1024

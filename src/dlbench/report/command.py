@@ -45,8 +45,9 @@ def add_parsers(sub: Any, store_help: str) -> None:
 
     compare = sub.add_parser("compare", help="B ÷ A samples/s per matching case, with CIs and verdicts",
                              description=(
-        "For every case the two runs share: B's samples/s ÷ A's, a 95% bootstrap CI from the raw iteration "
-        "times, and a verdict (no significant difference / faster / slower). A significant slowdown beyond "
+        "For every case the two runs share: B's samples/s ÷ A's, a 95% CI from the spread between each run's "
+        "independent processes (--repeat; from one process a case is not tested), and a verdict (no significant "
+        "difference / faster / slower / not tested, and why). A significant slowdown beyond "
         "--threshold is a regression. Runs whose machines differ in what decides the figures (CPU model, GPU "
         "model) are refused unless --force. Two versions of one framework (two runs, or two envs: `dlbench "
         "envs`) compare as such: the header names the versions that changed."))  # fmt: skip
@@ -62,9 +63,9 @@ def add_parsers(sub: Any, store_help: str) -> None:
     )
     compare.add_argument(
         "--noise",
-        default="1%",
+        default="2%",
         metavar="PERCENT",
-        help="differences whose whole 95%% CI lies within ± this are not significant (default 1%%)",
+        help="differences whose whole 95%% CI lies within ± this are not significant (default 2%%)",
     )
     compare.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any case regressed")
     compare.add_argument(

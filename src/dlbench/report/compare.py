@@ -1,4 +1,4 @@
-"""`dlbench compare RUN_A RUN_B`: per matching case, B's samples/s ÷ A's with a bootstrap CI and a verdict.
+"""`dlbench compare RUN_A RUN_B`: per matching case, B's samples/s ÷ A's with a 95% CI and a verdict.
 
 Cases match on their key (workload, size, backend, precision, mode, device). Backend options (the numpy
 harness's sleep_s, say) and env tags (`torch@old`) are part of a case's key, but a comparison of A against B is
@@ -245,8 +245,9 @@ def rows_text(comparison: Comparison) -> list[list[str]]:
 def summary_lines(comparison: Comparison) -> list[str]:
     lines = [f"A = run {comparison.run_a}, B = run {comparison.run_b}; ratio > 1: B is faster. Verdicts: "
              + ", ".join(f"{n} {v}" for v, n in comparison.counts().items()) + ".",
-             f"A difference is significant when its whole 95% CI (bootstrap over the raw iteration times) lies "
-             f"beyond ±{comparison.noise:.0%}, the noise floor: two runs of the same code differ by about that much."]
+             f"A difference is significant when its whole 95% CI (from the spread between each run's independent "
+             f"processes, --repeat) lies beyond ±{comparison.noise:.0%}, the noise floor; a case measured in one "
+             "process, disturbed, or with fewer than min_iters iterations is not tested."]
     if comparison.version_changes:
         lines.append("Versions differ, so B ÷ A measures the version change: " + ", ".join(comparison.version_changes))
     if comparison.refused_fields:

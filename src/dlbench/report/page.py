@@ -125,9 +125,10 @@ def render(report: Report) -> str:
         _table(regime_table(report), "regimes"),
         '<p class="muted">A regime is workload × mode × precision × device × size band (sizes sorted by the work of '
         "one step, split into up to three bands); a backend's figure in it is the geometric mean of its samples/s "
-        "over the band's sizes, and it is ranked only where it has a figure at every one. Significant: the whole 95% "
-        "bootstrap CI of the leader ÷ runner-up ratio (raw iteration times, resampled in blocks) lies above 1 + the "
-        f"noise floor ({NOISE_FLOOR:.0%}: two runs of the same code differ by about that much).</p>",
+        "over the band's sizes, and it is ranked only where it has a clean figure at every one (a disturbed figure is "
+        "never ranked). Significant: the whole 95% CI of the leader ÷ runner-up ratio (Welch's interval from the "
+        "spread between independent processes, --repeat) lies above 1 + the noise floor "
+        f"({NOISE_FLOOR:.0%}); from one process per case a lead is never called significant.</p>",
         '<h2 id="tables">The seed\'s tables, from this run</h2>',
         *(_table(t, f"seed-{i}") for i, t in enumerate(report.tables)),
         '<h2 id="versus-2016">Beside the 2016 figures</h2>',

@@ -54,7 +54,7 @@ def status_text(result: Result) -> str:
 @dataclass
 class Ranking:
     """Ok results fastest first, with ">" between neighbours whose gap is significant, "≈" where it is not, and
-    ">?" where too few samples could test it; the results that are not measurements are named after them."""
+    ">?" where it could not be tested; the results that are not measurements are named after them."""
 
     ordered: list[Result]
     separators: list[str]
@@ -235,8 +235,9 @@ def rankings_table(run: Run) -> tuple[Table | None, list[str]]:
     table.notes.append("Today's ranking is among the backends that continue the 2016 frameworks: " + ", ".join(
         f"{f} → {BACKENDS[b].label}" for f, b in heirs.items()) + "; their variants (" + ", ".join(
         BACKENDS[v].label for vs in seed2016.variants().values() for v in vs) + ") and every other backend "
-        "compete in the last column. '>' marks a significant gap (the whole 95% bootstrap CI of the ratio lies "
-        f"beyond 1 ± {NOISE_FLOOR:.0%}), '≈' one within the noise, '>?' one too few samples could test.")  # fmt: skip
+        "compete in the last column. '>' marks a significant gap (the whole 95% CI of the ratio, from the spread "
+        f"between independent processes, lies beyond 1 ± {NOISE_FLOOR:.0%}), '≈' one within the noise, '>?' one "
+        "that could not be tested (one process per case, a disturbed figure, or too few iterations).")  # fmt: skip
     if any("by grid position" in row[2] for row in table.rows):
         table.notes.append("This run's sizes are not the seed's: each is paired with the seed's size at the same "
                            "grid position (the i-th value of each size parameter), so the shapes compare, not the "

@@ -8,7 +8,7 @@ framework alike. How it is enforced, and why so:
   never touch (XLA, TensorFlow, CUDA), so they would fail at import instead of at the batch that does not fit;
   `RLIMIT_RSS` is ignored by Linux;
 - not a cgroup: `memory.max` would be exact, but needs a delegated, writable cgroup, which a user seldom has;
-- so the parent reads the resident set (RSS, /proc/PID/stat) of every process in the case's process group every
+- so the parent reads the resident set (RSS, through psutil) of every process in the case's process group every
   POLL_S while it waits for the result, and SIGKILLs the group once their sum reaches the limit. The result is
   `oom` with the error "killed by dlbench at the --memory-limit of X (RSS reached Y)".
 
@@ -20,7 +20,7 @@ serving parent's post-import set, as a fresh interpreter's would: see measure/me
 What it cannot do: it samples, so an allocation that touches memory faster than the poll can overshoot the cap
 by what it touches in one interval (the error says the RSS it saw); pages shared between processes of the group
 count once per process (conservative). The highest sample is recorded with every result as `memory_watch`.
-Parent-side module: standard library only.
+Parent-side module: standard library and psutil (the kernel's OOM-kill count has no psutil reader: /proc/vmstat).
 """
 
 from __future__ import annotations
@@ -29,36 +29,29 @@ import os
 import time
 from typing import Any
 
+import psutil
+
 from dlbench.core.units import format_size
 
-POLL_S = 0.025  # how often the watched case's RSS is read (each read is a few µs per process)
+POLL_S = 0.025  # how often the watched case's RSS is read (each read is tens of µs per process)
 RESCAN_S = 0.5  # how often the process group is rescanned for processes the case started
-
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
 
 def _stat(pid: int) -> tuple[int, int] | None:
     """(process group, RSS bytes) of a process, None when it is gone or unreadable."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-        fields = data[data.rindex(b")") + 2 :].split()  # the command name may hold spaces and parentheses
-        return int(fields[2]), int(fields[21]) * _PAGE  # stat fields 5 (pgrp) and 24 (rss, in pages)
-    except (OSError, ValueError, IndexError):
+        return os.getpgid(pid), psutil.Process(pid).memory_info().rss
+    except (OSError, psutil.Error):
         return None
 
 
 def _group_members(pgid: int) -> set[int]:
     members: set[int] = set()
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return members
-    for name in names:
-        if name.isdigit():
-            stat = _stat(int(name))
-            if stat is not None and stat[0] == pgid:
-                members.add(int(name))
+    for pid in psutil.pids():
+        try:
+            if os.getpgid(pid) == pgid:
+                members.add(pid)
+        except OSError:
+            pass
     return members
 
 
@@ -120,10 +113,6 @@ def kernel_oom_kills() -> int | None:
 def available_bytes() -> int | None:
     """MemAvailable: what the machine can give a new process without swapping."""
     try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
+        return int(psutil.virtual_memory().available)
+    except (OSError, psutil.Error):
         return None
-    return None

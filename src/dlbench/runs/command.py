@@ -134,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
         plan = api.plan(args.target, backends=args.backends, precisions=args.precisions, modes=args.modes,
                         sets=sets or None, device=args.device, cpus=arguments.cpus(args.cpus),
                         isolation=args.isolation, options=arguments.options(args.options), **common)  # fmt: skip
-    progress = _Progress(len(plan.remaining), plan.settings.note)
+    progress = _Progress(len(plan.remaining), plan.settings.note, plan.settings.measure.repeat)
     try:
         with progress.progress:
             result = api.run(plan, on_event=progress)
@@ -153,14 +153,16 @@ def _run(args: argparse.Namespace) -> int:
 class _Progress:
     """A rich progress bar for a sweep, with one line per finished case."""
 
-    def __init__(self, total: int, note: str = "") -> None:
+    def __init__(self, total: int, note: str = "", repeat: int = 1) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.console = Console(stderr=True)
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=self.console, transient=True)  # fmt: skip
-        self.task = self.progress.add_task("starting", total=total)
+        self.repeat = max(1, repeat)
+        self.task = self.progress.add_task("starting", total=total * self.repeat)  # one step per process slot
+        self.counted: dict[str, int] = {}  # case key -> slots advanced so far
         self.note = note  # printed once the run has passed validation and starts
 
     def __call__(self, kind: str, case: Case, document: dict[str, Any] | None) -> None:
@@ -177,11 +179,19 @@ class _Progress:
             return
         assert document is not None
         status = document["status"]
-        if kind == "attempt":
+        if kind == "attempt":  # one process of a case not settled yet
             if status == "ok" and (document.get("disturbance") or {}).get("verdict") == "disturbed":
                 reasons = "; ".join(document["disturbance"]["reasons"])
-                self.progress.console.print(f"{case.key}: disturbed ({reasons}): measured again later",
-                                            highlight=False, markup=False)  # fmt: skip
+                self.progress.console.print(f"{case.key} (process {document['repetition']}/{self.repeat}): disturbed "
+                                            f"({reasons}): measured again later", highlight=False, markup=False)
+                return
+            if status == "ok":
+                self.progress.console.print(
+                    f"{case.key} (process {document['repetition']}/{self.repeat}): "
+                    f"{document['stats']['samples_per_s']:,.1f} samples/s (n={document['stats']['n']})",
+                    highlight=False, markup=False)  # fmt: skip
+                self.counted[case.key] = self.counted.get(case.key, 0) + 1
+                self.progress.advance(self.task)
             return
         if status == "ok":
             stats = document["stats"]
@@ -193,7 +203,7 @@ class _Progress:
         else:
             detail = f"{status}: {(document.get('error') or '').splitlines()[0][:160] if document.get('error') else ''}"
         self.progress.console.print(f"{case.key}: {detail}", highlight=False, markup=False)
-        self.progress.advance(self.task)
+        self.progress.advance(self.task, self.repeat - self.counted.pop(case.key, 0))
 
 
 def _list() -> None:
