@@ -8,7 +8,9 @@ competing processes run beside it; then each case's figure is set against the qu
 - bursty      every core busy for 0.4 s, then idle for 1.2 s, over and over
 - steady-pinned  the steady load, with dlbench's workers pinned to one CPU (`--cpus`): what the README advises
 
-Per case: the ratio of its figure to the quiet one, and whether dlbench flagged it `disturbed`. Per pattern: how
+Per case: the ratio of its figure to the quiet one (a pinned pattern against a quiet run pinned alike: one CPU
+means one thread), and whether dlbench flagged it `disturbed`. "quiet again" is the yardstick: how far two quiet
+runs of the same grid already differ on this machine. Per pattern: how
 many figures shown as clean lie within 10% of the quiet figure (the claim: all of them), how many were flagged, and
 whether the ranking agrees with the quiet run: per case, the order of the backends where both figures are clean,
 and every lead the recommendation calls significant (none may contradict the quiet run).
@@ -110,27 +112,33 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         started = time.monotonic()
         quiet = measure("quiet", backends, Path(tmp) / "quiet.sqlite")
+        pinned = measure("quiet-pinned", backends, Path(tmp) / "quiet-pinned.sqlite") \
+            if any(p.endswith("pinned") for p in patterns) else None
         runs = {p: measure(p, backends, Path(tmp) / f"{p}.sqlite") for p in patterns}
         runs["quiet again"] = measure("quiet", backends, Path(tmp) / "quiet2.sqlite")
+
+        def quiet_of(name: str) -> Run:
+            return pinned if name.endswith("pinned") and pinned is not None else quiet
+
         reference = figures(quiet)
         summary = ["| pattern | figures | flagged disturbed | clean within 10% of quiet | worst clean ratio | "
                    "backend order agrees | significant leads contradicting quiet |", "|---|---|---|---|---|---|---|"]
         detail = ["| case | " + " | ".join(runs) + " |", "|---|" + "---|" * len(runs)]
-        for key, (quiet_value, quiet_flag) in reference.items():
+        for key, (_, quiet_flag) in reference.items():
             cells = []
-            for run in runs.values():
+            for name, run in runs.items():
                 value, flagged = figures(run).get(key, (math.nan, False))
-                cells.append(f"×{value / quiet_value:.2f}" + (" disturbed" if flagged else ""))
+                base = figures(quiet_of(name)).get(key, (math.nan, False))[0]
+                cells.append(f"×{value / base:.2f}" + (" disturbed" if flagged else ""))
             detail.append(f"| {key}{' (quiet run disturbed)' if quiet_flag else ''} | " + " | ".join(cells) + " |")
         for name, run in runs.items():
-            mine = figures(run)
-            ratios = [(mine[k][0] / reference[k][0], mine[k][1]) for k in reference if k in mine
-                      and not reference[k][1]]  # fmt: skip
+            mine, base = figures(run), figures(quiet_of(name))
+            ratios = [(mine[k][0] / base[k][0], mine[k][1]) for k in base if k in mine and not base[k][1]]
             clean = [r for r, flagged in ratios if not flagged]
             within = sum(abs(r - 1) <= 0.10 for r in clean)
             worst = max(clean, key=lambda r: abs(r - 1)) if clean else math.nan
-            same, total = order_agreement(quiet, run)
-            bad = contradictions(quiet, run)
+            same, total = order_agreement(quiet_of(name), run)
+            bad = contradictions(quiet_of(name), run)
             summary.append(f"| {name} | {len(ratios)} | {sum(f for _, f in ratios)} | {within} of {len(clean)} | "
                            f"×{worst:.2f} | {same} of {total} | {len(bad)}{': ' + '; '.join(bad) if bad else ''} |")
         lines += summary + ["", "Each loaded figure ÷ the quiet figure of the same case:", ""] + detail

@@ -66,12 +66,14 @@ class _Notes:
             stats = result.stats
             value = stats["samples_per_s"]
             text = f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
-            flags = result.flags
+            flags, spread = result.flags, stats.get("between_rel_spread")
+            if isinstance(spread, (int, float)) and spread >= 0.01:  # two or more processes: how far they disagree
+                text += f" ±{spread / 2:.0%}"
             if "disturbed" in flags:
                 text += " [disturbed]"
             if "few-iterations" in flags:
                 text += f" [n={min(stats.get('n_per_repetition') or [stats.get('n', 0)])}]"
-            if stats.get("warnings") and not {"disturbed", "few-iterations"} & set(flags):
+            elif spread is None and stats.get("warnings") and "disturbed" not in flags:
                 text += " ~"
             return text
         reason = f"{result.case.backend}: {STATUS_TEXT.get(result.status, result.status)}: {result.error or ''}"
@@ -202,12 +204,16 @@ def legend(run: Run) -> list[str]:
                      "across the run); its interval comes from the spread between them")  # fmt: skip
     if any("disturbed" in r.flags for r in run.results):
         share = float(measure.get("max_outside_share", 0.10))
-        lines.append(f"[disturbed]: every attempt at this figure ran while other processes used more than {share:.0%} "
-                     "of its CPUs; it is shown, never ranked (`dlbench show RUN --attempts` lists each attempt)")
+        lines.append(f"[disturbed]: in every attempt, other processes used more than {share:.0%} of the case's CPUs "
+                     "while it was timed; shown, never ranked (`dlbench show RUN --attempts` lists each attempt)")
     if any("few-iterations" in r.flags for r in run.results):
         lines.append(f"[n=K]: only K timed iterations (fewer than min_iters={measure.get('min_iters')}): "
                      "no spread can be trusted, never used for significance")
-    if any(r.stats.get("warnings") and not {"disturbed", "few-iterations"} & set(r.flags) for r in run.results):
+    if repeat > 1:
+        lines.append("±N%: half the spread between the figure's processes (how much this machine varies from one "
+                     "process to the next); figures closer than that are not told apart")  # fmt: skip
+    if any(r.stats.get("warnings") and r.stats.get("between_rel_spread") is None
+           and not {"disturbed", "few-iterations"} & set(r.flags) for r in run.results):  # fmt: skip
         lines.append("~ marks a figure whose spread was large (see `dlbench show RUN --format json` for the warnings)")
     missing = len(run.missing)
     if missing:
