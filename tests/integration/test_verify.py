@@ -55,12 +55,19 @@ def test_a_wrong_variant_fails_verification_in_its_env(backend: str, corruption:
     assert record["forward_error"] > 1e-2
 
 
+# `dlbench verify` end to end (CLI, workers, records, exit status) over backends that verify in seconds. That every
+# installed backend's correct code agrees with the float64 reference in fp32 (LSTM and VGG-16, forward and every
+# gradient) is the backend contract's (test_backend_contract.py); that verification catches each backend's wrong
+# code is test_a_wrong_variant_fails_verification's. All backends here took 170 s of CI's 30 minutes.
+VERIFY_CLI = [b for b in ("numpy", "torch", "jax", *IN_ENVS) if b in AVAILABLE or b in IN_ENVS]
+
+
 @pytest.mark.slow
-def test_dlbench_verify_passes_for_every_available_backend_in_fp32() -> None:
-    out = subprocess.run([sys.executable, "-m", "dlbench.cli", "verify", "--precisions", "fp32", "--format", "json"],
-                         capture_output=True, text=True, timeout=1800)  # fmt: skip
+def test_dlbench_verify_passes_in_fp32() -> None:
+    argv = ["verify", "--precisions", "fp32", "--format", "json", "--backends", ",".join(VERIFY_CLI)]
+    out = subprocess.run([sys.executable, "-m", "dlbench.cli", *argv], capture_output=True, text=True, timeout=1800)
     records = json.loads(out.stdout)
-    assert {r["backend"] for r in records} == set(AVAILABLE) | set(IN_ENVS)
+    assert {r["backend"] for r in records} == set(VERIFY_CLI)
     failed = [(r["backend"], r["workload"], r["status"], r.get("error"), r.get("forward_error"),
                r.get("worst_grad_error")) for r in records
               if not r["passed"] and not (r["backend"] in IN_ENVS and r["status"] == "unsupported")]  # fmt: skip
