@@ -58,10 +58,6 @@ class MeasureConfig:
             return f"max_time_s={self.max_time_s:g} < min_time_s={self.min_time_s:g}"
         return ""
 
-    def thresholds(self) -> dict[str, float]:
-        """The disturbance thresholds, as every window's judgement records them."""
-        return {"max_outside_share": self.max_outside_share, "min_cpu_share": self.min_cpu_share}
-
 
 @dataclass(frozen=True)
 class Case:

@@ -92,10 +92,12 @@ def _device_processes(device: str) -> list[int] | None:
 class Watch:
     """Watch one timed window: `start()` before its first timed iteration, `stop()` after its last."""
 
-    def __init__(self, device: str = "cpu", cpus: list[int] | None = None, threads: int | None = None) -> None:
+    def __init__(self, device: str = "cpu", cpus: list[int] | None = None, threads: int | None = None,
+                 own: list[int] | None = None) -> None:  # fmt: skip
         self.device, self.cpus = device, cpus or allowed_cpus()
         self.threads = threads or len(self.cpus)
         self.pid = os.getpid()
+        self.own = own or [self.pid]  # the process trees whose CPU time is the case's own
         self._start: tuple[float, float, float, float] | None = None
         self._device_before: list[int] | None = None
         self.error = ""
@@ -103,12 +105,15 @@ class Watch:
     def start(self) -> None:
         try:
             busy, steal = _busy(self.cpus)
-            self._start = (time.perf_counter(), busy, steal, tree_cpu_s(self.pid))
+            self._start = (time.perf_counter(), busy, steal, self._own_cpu_s())
         except ImportError:
             self.error = "psutil is not installed in this interpreter: the window was not watched"
         except Exception as exc:  # noqa: BLE001 — a watch must never break a measurement
             self.error = f"cannot read CPU times: {type(exc).__name__}: {exc}"
         self._device_before = _device_processes(self.device)
+
+    def _own_cpu_s(self) -> float:
+        return sum(tree_cpu_s(pid) for pid in self.own)
 
     def stop(self) -> dict[str, Any]:
         """The window's document (see the module docstring); {"error": ...} where it could not be watched."""
@@ -117,7 +122,7 @@ class Watch:
         wall0, busy0, steal0, own0 = self._start
         try:
             busy, steal = _busy(self.cpus)
-            own = tree_cpu_s(self.pid)
+            own = self._own_cpu_s()
         except Exception as exc:  # noqa: BLE001
             return {"error": f"cannot read CPU times: {type(exc).__name__}: {exc}"}
         wall = time.perf_counter() - wall0
@@ -159,14 +164,8 @@ def judge(window: dict[str, Any] | None, max_outside_share: float, min_cpu_share
 def outside_share_now(cpus: list[int], interval_s: float, own_pids: list[int]) -> float | None:
     """The share of `cpus` used by processes other than `own_pids` (and their descendants) over the next
     `interval_s` seconds: what `--wait-quiet` asks before a case. None without psutil."""
-    try:
-        busy0, _ = _busy(cpus)
-    except ImportError:
-        return None
-    own0 = sum(tree_cpu_s(pid) for pid in own_pids)
-    start = time.perf_counter()
+    watch = Watch(cpus=cpus, own=own_pids)
+    watch.start()
     time.sleep(interval_s)
-    busy1, _ = _busy(cpus)
-    own1 = sum(tree_cpu_s(pid) for pid in own_pids)
-    wall = time.perf_counter() - start
-    return max(0.0, (busy1 - busy0) - (own1 - own0)) / (wall * len(cpus))
+    share = watch.stop().get("outside_share")
+    return None if share is None else float(share)

@@ -67,8 +67,7 @@ def check_cpus(cpus: list[int] | tuple[int, ...] | None) -> list[int] | None:
     """CPU ids to pin workers to, each one this process may use; sorted, once each. UsageError naming the bad ids."""
     if cpus is None:
         return None
-
-    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+    allowed = allowed_cpus()
     bad = [c for c in cpus if c not in allowed]
     if bad or not cpus:
         raise UsageError(f"bad --cpus {','.join(map(str, cpus))}: allowed CPU ids are {sorted(allowed)}")

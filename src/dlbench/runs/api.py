@@ -222,8 +222,9 @@ def load_attempts(run_id: str, store: str | Path | None = None) -> list[dict[str
     """Every attempt stored for a run (each repetition and re-measurement of each case), in plan order."""
     db = Store(store or default_store_path(), create=False)
     try:
-        by_case = db.attempts(db.get_run(run_id)["run_id"])
-        order = {c.key: i for i, c in enumerate(db.get_run(run_id)["plan"])}
+        stored = db.get_run(run_id)
+        by_case = db.attempts(stored["run_id"])
+        order = {c.key: i for i, c in enumerate(stored["plan"])}
     finally:
         db.close()
     return [a for key in sorted(by_case, key=lambda k: order.get(k, len(order))) for a in by_case[key]]

@@ -209,14 +209,12 @@ class Store:
             )
         return cursor.rowcount == 1
 
-    def attempts(self, run_id: str, case_key: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    def attempts(self, run_id: str) -> dict[str, list[dict[str, Any]]]:
         """case key -> its attempts' documents, by repetition then attempt."""
-        query = "SELECT case_key, document FROM attempts WHERE run_id=?"
-        params: tuple[str, ...] = (run_id,)
-        if case_key is not None:
-            query, params = query + " AND case_key=?", (run_id, case_key)
         out: dict[str, list[dict[str, Any]]] = {}
-        for key, doc in self.db.execute(query + " ORDER BY case_key, repetition, attempt", params):
+        rows = self.db.execute("SELECT case_key, document FROM attempts WHERE run_id=? "
+                               "ORDER BY case_key, repetition, attempt", (run_id,))  # fmt: skip
+        for key, doc in rows:
             out.setdefault(key, []).append(json.loads(doc))
         return out
 
