@@ -18,10 +18,14 @@ environment holds by looking at its own. The snippet runs on any Python ≥ 3.8,
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import functools
 import hashlib
 import json
 import os
+import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -186,16 +190,67 @@ def environments_fingerprint(chosen: Mapping[str, Interpreter]) -> dict[str, Any
 
 def worker_path() -> str:
     """A directory holding only a `dlbench` symlink to this dlbench's package: the other interpreter's PYTHONPATH.
-    (dlbench's own parent directory may be a site-packages full of NumPy 2 and frameworks.)"""
+    (dlbench's own parent directory may be a site-packages full of NumPy 2 and frameworks.)
+
+    Whatever lies in that directory is imported by the worker (a `sitecustomize.py` there runs at its start), so it
+    must be this user's alone: `/tmp/dlbench-worker-path-<uid>-<hash>` is created mode 0700 and used only if
+    lstat says it is a real directory (not a symlink), owned by this user, with no group or other permission bits,
+    and holding nothing but the link (and this code's own `.dlbench-<pid>` temporaries, which no import can name).
+    Anyone can create that name in a shared /tmp first; then this process makes a private one of its own instead
+    (mkdtemp, removed at exit), so a planted folder is never used and never stops a run."""
     package = Path(__file__).resolve().parent.parent
     digest = hashlib.sha1(str(package).encode()).hexdigest()[:12]
     uid = os.getuid() if hasattr(os, "getuid") else 0
     root = Path(tempfile.gettempdir()) / f"dlbench-worker-path-{uid}-{digest}"
+    try:
+        root.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return _private_worker_path(package)
+    with contextlib.suppress(OSError):  # an older dlbench made it 0755: nobody else could write into it, tighten it
+        info = os.lstat(root)
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == uid and info.st_mode & 0o077 and not info.st_mode & 0o022:
+            os.chmod(root, 0o700)
+    if private_folder_problem(root) is not None:
+        return _private_worker_path(package)
     link = root / "dlbench"
     if not link.is_symlink() or link.resolve() != package:
-        root.mkdir(parents=True, exist_ok=True)
-        temporary = root / f".dlbench-{os.getpid()}"
-        temporary.unlink(missing_ok=True)
-        temporary.symlink_to(package, target_is_directory=True)
-        os.replace(temporary, link)  # atomic: concurrent runs never see a missing link
+        _link(root, package)
+    return str(root)
+
+
+def private_folder_problem(root: Path) -> str | None:
+    """Why `root` is not safe to put on a worker's PYTHONPATH (None: it is): it must be a directory, not a link,
+    owned by this user, with no group/other permissions, holding only the `dlbench` link and `.dlbench-*` temporaries.
+    """
+    try:
+        info = os.lstat(root)
+    except OSError as exc:
+        return f"cannot stat it ({exc.strerror})"
+    if not stat.S_ISDIR(info.st_mode):
+        return "not a directory (a symlink or a file)"
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        return f"owned by uid {info.st_uid}, not by this user ({os.getuid()})"
+    if info.st_mode & 0o077:
+        return f"mode {stat.S_IMODE(info.st_mode):o} lets others in (must be 700)"
+    others = sorted(p.name for p in root.iterdir() if p.name != "dlbench" and not p.name.startswith(".dlbench-"))
+    if others:
+        return f"it holds {', '.join(others[:3])} besides the dlbench link"
+    return None
+
+
+def _link(root: Path, package: Path) -> None:
+    temporary = root / f".dlbench-{os.getpid()}"
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(package, target_is_directory=True)
+    os.replace(temporary, root / "dlbench")  # atomic: concurrent runs never see a missing link
+
+
+@functools.lru_cache(maxsize=1)
+def _private_worker_path(package: Path) -> str:
+    """This process's own worker folder, when the shared name is taken by a folder that is not safely ours."""
+    root = Path(tempfile.mkdtemp(prefix="dlbench-worker-path-"))  # mode 0700, a fresh name: no one else's
+    atexit.register(shutil.rmtree, root, True)
+    _link(root, package)
     return str(root)
