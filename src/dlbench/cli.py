@@ -19,6 +19,7 @@ from typing import Any
 
 from dlbench._version import __version__
 from dlbench.core.errors import UsageError
+from dlbench.core.text import printable
 from dlbench.store import default_store_path
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
@@ -78,7 +79,7 @@ def _main(argv: Sequence[str] | None) -> int:
             return EXIT_USAGE
         return int(commands[args.command].run_command(args))
     except UsageError as exc:
-        print(f"dlbench: error: {exc}", file=sys.stderr)
+        print(f"dlbench: error: {printable(exc)}", file=sys.stderr)  # one line, no escape sequence (core/text.py)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("dlbench: interrupted", file=sys.stderr)

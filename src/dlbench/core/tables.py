@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
+from dlbench.core.text import printable
+
 # Cell classes a Table may give (Table.classes); the HTML report colours them, the terminal too (CELL_STYLES),
 # Markdown shows the text alone.
 CELL_CLASSES = ("good", "info", "warn", "bad", "neutral")
@@ -39,10 +41,10 @@ class Section:
 
 
 def markdown_table(table: Table) -> str:
-    def esc(text: str) -> str:
-        return text.replace("|", "\\|")
+    def esc(text: str) -> str:  # one line, no escape sequence (core/text.py), no cell break
+        return printable(text).replace("|", "\\|")
 
-    out = [f"### {table.title}", "", "| " + " | ".join(map(esc, table.columns)) + " |",
+    out = [f"### {printable(table.title)}", "", "| " + " | ".join(map(esc, table.columns)) + " |",
            "|" + "|".join("---" for _ in table.columns) + "|"]  # fmt: skip
     out += ["| " + " | ".join(esc(c) for c in row) + " |" for row in table.rows]
     if table.notes:
@@ -60,20 +62,24 @@ def print_tables(tables: list[Table], fmt: str = "table", notes: list[str] | Non
     if fmt == "markdown":
         print("\n\n".join(markdown_table(t) for t in tables))
         for note in notes or []:
-            print(f"- {note}")
+            print(f"- {printable(note)}")
         return
     from rich.console import Console
     from rich.table import Table as RichTable
     from rich.text import Text
 
+    # Everything as Text (a str title or header would be read as rich markup), through printable (core/text.py).
     console = Console(width=None if sys.stdout.isatty() else 200)
     for table in tables:
-        out = RichTable(*table.columns, title=table.title, title_justify="left")
+        out = RichTable(title=Text(printable(table.title)), title_justify="left")
+        for column in table.columns:
+            out.add_column(Text(printable(column)))
         for i, row in enumerate(table.rows):
             classes = table.classes[i] if i < len(table.classes) else {}
-            out.add_row(*(Text(cell, style=CELL_STYLES.get(classes.get(j, ""), "")) for j, cell in enumerate(row)))
+            out.add_row(*(Text(printable(cell, newlines=True), style=CELL_STYLES.get(classes.get(j, ""), ""))
+                          for j, cell in enumerate(row)))  # fmt: skip
         console.print(out)
         for note in table.notes:
-            console.print(note, highlight=False, markup=False, soft_wrap=True)
+            console.print(printable(note, newlines=True), highlight=False, markup=False, soft_wrap=True)
     for note in notes or []:
-        console.print(note, highlight=False, markup=False, soft_wrap=True)
+        console.print(printable(note, newlines=True), highlight=False, markup=False, soft_wrap=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlbench.core.errors import UsageError
+from dlbench.core.text import printable
 
 if TYPE_CHECKING:
     from dlbench.core.results import Run
@@ -143,8 +144,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     runs, sections = _load_with_sections(args.store, args.run_ids or [None])
     report = content.build(runs, weights, sections)
     text = page.render(report) if html else markdown.render(report)
-    if target is None:
-        sys.stdout.write(text)
+    if target is None:  # to a terminal, maybe: HTML escapes markup, not a store's escape sequences (core/text.py)
+        sys.stdout.write(printable(text, newlines=True))
         return 0
     _write(target, text)
     print(f"wrote {target} ({len(report.run.results)} results of run {report.run.run_id})", file=sys.stderr)
@@ -177,10 +178,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         from rich.text import Text
 
         console = Console(width=None if sys.stdout.isatty() else 200)
-        table = Table(*compare.COLUMNS, title=f"dlbench compare {a.run_id} → {b.run_id}", title_justify="left")
+        title = Text(printable(f"dlbench compare {a.run_id} → {b.run_id}"))  # a store's text: no markup, no escapes
+        table = Table(*compare.COLUMNS, title=title, title_justify="left")
         for row in compare.rows_text(result):
-            table.add_row(*(Text(cell) for cell in row))
+            table.add_row(*(Text(printable(cell)) for cell in row))
         console.print(table)
         for line in compare.summary_lines(result):
-            console.print(line, highlight=False, markup=False, soft_wrap=True)
+            console.print(printable(line), highlight=False, markup=False, soft_wrap=True)
     return EXIT_REGRESSION if args.fail_on_regression and result.regressions else 0

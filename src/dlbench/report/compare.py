@@ -22,6 +22,7 @@ from typing import Any
 
 from dlbench.core.errors import UsageError
 from dlbench.core.results import Result, Run
+from dlbench.core.text import printable
 from dlbench.report.statistics import NOISE_FLOOR, Ratio, Timed, throughput_ratio
 from dlbench.runs.tables import STATUS_TEXT
 
@@ -261,10 +262,10 @@ def summary_lines(comparison: Comparison) -> list[str]:
 
 
 def to_markdown(comparison: Comparison) -> str:
-    def esc(text: str) -> str:
-        return text.replace("|", "\\|")
+    def esc(text: str) -> str:  # a store's text: one line, no escape sequence (core/text.py), no cell break
+        return printable(text).replace("|", "\\|")
 
-    out = [f"## dlbench compare {comparison.run_a} → {comparison.run_b}", ""]
+    out = [f"## dlbench compare {esc(comparison.run_a)} → {esc(comparison.run_b)}", ""]
     out += [f"- {esc(line)}" for line in summary_lines(comparison)]
     out += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     out += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows_text(comparison)]

@@ -4,13 +4,15 @@ and the environment (the plots are in the HTML report)."""
 from __future__ import annotations
 
 from dlbench.core.tables import Table, markdown_table
+from dlbench.core.text import printable
 from dlbench.report.content import Report, backend_settings, regime_table
 from dlbench.runs.render import environment_lines
 
 
 def _esc(text: str) -> str:
-    # Markdown renderers pass inline HTML through: keep a result's text from becoming markup.
-    return text.replace("&", "&amp;").replace("<", "&lt;")
+    # Markdown renderers pass inline HTML through: keep a result's text from becoming markup; and a store's text
+    # carries no escape sequence or control character into the file (core/text.py).
+    return printable(text).replace("&", "&amp;").replace("<", "&lt;")
 
 
 def _table(table: Table) -> str:

@@ -1,4 +1,6 @@
-"""Render a run as a terminal table, Markdown, CSV or JSON."""
+"""Render a run as a terminal table, Markdown, CSV or JSON. A run's text is a store's (anyone's): what goes to a
+terminal, into Markdown or into CSV passes through core/text.py's printable (no escape sequence, no control
+character); JSON escapes control characters itself."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 
 from dlbench.core.results import Run
 from dlbench.core.tables import markdown_table
+from dlbench.core.text import printable
 from dlbench.runs.tables import legend, seed_tables
 
 FORMATS = ("table", "markdown", "csv", "json")
@@ -41,15 +44,17 @@ def environment_lines(run: Run) -> list[str]:
 
 
 def to_markdown(run: Run) -> str:
-    parts = [f"## dlbench run {run.run_id}", "", *[f"- {line}" for line in environment_lines(run)[1:]]]
-    parts += [f"- {line}" for line in legend(run)]
+    parts = [f"## dlbench run {printable(run.run_id)}", "",
+             *[f"- {printable(line)}" for line in environment_lines(run)[1:]]]  # fmt: skip
+    parts += [f"- {printable(line)}" for line in legend(run)]
     for table in seed_tables(run):
         parts += ["", markdown_table(table)]
     return "\n".join(parts) + "\n"
 
 
 def to_csv(run: Run) -> str:
-    records = run.to_records()
+    records = [{k: printable(v, newlines=True) if isinstance(v, str) else v for k, v in r.items()}
+               for r in run.to_records()]  # fmt: skip
     buffer = io.StringIO()
     columns = list(dict.fromkeys(k for r in records for k in r))
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
@@ -77,17 +82,17 @@ def print_run(run: Run, fmt: str, console: Any = None) -> None:
         # Piped output (make run > log, CI) gets room for the seed's wide tables instead of rich's 80 columns.
         console = console or Console(width=None if sys.stdout.isatty() else 160)
         for line in environment_lines(run) + legend(run):
-            console.print(line, highlight=False, markup=False)
-        for table in seed_tables(run):
-            rich_table = RichTable(title=table.title, title_justify="left")
+            console.print(printable(line, newlines=True), highlight=False, markup=False)
+        for table in seed_tables(run):  # titles, headers and cells are data, never markup: Text
+            rich_table = RichTable(title=Text(printable(table.title)), title_justify="left")
             for i, column in enumerate(table.columns):
-                rich_table.add_column(column, justify="left" if i == 0 or column == "precision" else "right",
-                                      no_wrap=i == 0)  # fmt: skip
+                rich_table.add_column(Text(printable(column)), no_wrap=i == 0,
+                                      justify="left" if i == 0 or column == "precision" else "right")  # fmt: skip
             for row in table.rows:
-                rich_table.add_row(*(Text(cell) for cell in row))  # cells are data, never markup
+                rich_table.add_row(*(Text(printable(cell, newlines=True)) for cell in row))
             console.print(rich_table)
             for note in table.notes:
-                console.print(note, highlight=False, markup=False, soft_wrap=True)
+                console.print(printable(note, newlines=True), highlight=False, markup=False, soft_wrap=True)
         return
     text = {"markdown": to_markdown, "csv": to_csv, "json": to_json}[fmt](run)
     print(text, end="" if text.endswith("\n") else "\n")
