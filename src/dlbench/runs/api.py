@@ -24,6 +24,7 @@ from dlbench.core.results import Result, Run
 from dlbench.runner.interpreters import Interpreter, resolve
 from dlbench.runner.session import Placement, open_run, placement, resume_run
 from dlbench.runner.sweep import EventCallback, sweep
+from dlbench.runner.trust import stored_interpreters, suite_interpreters
 from dlbench.store import Store, default_store_path
 from dlbench.suites import Suite, default_backends, default_suite, plan_cases
 
@@ -100,14 +101,20 @@ def _measure_config(base: MeasureConfig, overrides: Mapping[str, Any] | None) ->
 
 
 def interpreters_for(
-    suite: Suite, cases: list[Case], pythons: Mapping[str, str] | None = None, envs: Mapping[str, str] | None = None
+    suite: Suite,
+    cases: list[Case],
+    pythons: Mapping[str, str] | None = None,
+    envs: Mapping[str, str] | None = None,
+    trust: bool = False,
 ) -> tuple[dict[str, Interpreter], list[str]]:
     """Which interpreter runs each backend spec of the cases (runner.interpreters), and notes saying where one is
-    not dlbench's own: the suite file's [pythons]/[envs] for the backends it runs, then the caller's."""
+    not dlbench's own: the suite file's [pythons]/[envs] for the backends it runs, then the caller's. A [pythons]
+    path runs only if it is a managed env's interpreter or `trust` vouches for it (runner/trust.py)."""
     specs, given = list(dict.fromkeys(c.backend_spec for c in cases)), {*(pythons or {}), *(envs or {})}
     from_suite = [{k: v for k, v in mapping.items() if k in specs and k not in given}
                   for mapping in (suite.pythons, suite.envs)]  # fmt: skip
-    return resolve(specs, {**from_suite[0], **(pythons or {})}, {**from_suite[1], **(envs or {})})
+    suite_pythons, suite_envs = suite_interpreters(from_suite[0], suite.name, trust)
+    return resolve(specs, {**suite_pythons, **(pythons or {})}, {**from_suite[1], **suite_envs, **(envs or {})})
 
 
 def plan(
@@ -129,6 +136,7 @@ def plan(
     memory_limit: int | str | None = None,
     pythons: Mapping[str, str] | None = None,
     envs: Mapping[str, str] | None = None,
+    trust_interpreters: bool = False,
 ) -> Plan:
     """The validated plan of a run (see run() for the arguments); UsageError naming the first bad value. Nothing
     is written; a suite file is read, and another interpreter is asked what it holds."""
@@ -137,7 +145,7 @@ def plan(
     if resume is not None:
         given = [n for n, v in (("a suite or workload", target), ("--backends", backends), ("--precisions", precisions),
                                 ("--modes", modes), ("--set", sets), ("--device", device),
-                                ("--memory-limit", memory_limit), ("--python", pythons), ("--env", envs))
+                                ("--memory-limit", memory_limit), ("--env", envs))
                  if v]  # fmt: skip
         if given:
             raise UsageError(f"--resume finishes a run as it was planned; drop {', '.join(given)}")
@@ -147,12 +155,16 @@ def plan(
         finally:
             db.close()
         settings = RunSettings.from_dict(stored["settings"])
+        # The store names interpreters: only managed envs (re-read) and ones the user vouches for run (runner/trust.py).
+        interpreters, notes = stored_interpreters(resume, settings.placement.interpreters, pythons, trust_interpreters)
         settings = replace(settings, measure=_measure_config(settings.measure, measure),
-                           timeout_s=timeout_s or settings.timeout_s)  # fmt: skip
+                           timeout_s=timeout_s or settings.timeout_s,
+                           placement=replace(settings.placement, interpreters=interpreters),
+                           note=" ".join([settings.note, *(n + "." for n in notes)]).strip())  # fmt: skip
         return Plan(stored["suite"], stored["plan"], settings, str(store) if store else None, resume, frozenset(done))
     where = placement(list(cpus) if cpus is not None else None, isolation, memory_limit)
     suite, cases = plan_cases(target, backends, precisions, modes, sets, device, options)
-    interpreters, notes = interpreters_for(suite, cases, pythons, envs)
+    interpreters, notes = interpreters_for(suite, cases, pythons, envs, trust_interpreters)
     settings = RunSettings(
         measure=_measure_config(suite.measure, measure), timeout_s=timeout_s or suite.timeout_s, verify=verify,
         placement=replace(where, interpreters=interpreters),
@@ -171,7 +183,8 @@ def run(target: str | Plan | None = None, *, on_event: EventCallback | None = No
     worker per backend forks a child per case) or "spawn" (a fresh interpreter per case); `memory_limit` ("4GiB",
     or bytes) caps each case's resident memory (a case that reaches it is `oom`); `pythons` ({backend spec:
     interpreter path}) and `envs` ({backend spec: managed env name}) run a backend's workers under another
-    interpreter (a spec is a backend name or `name@tag`).
+    interpreter (a spec is a backend name or `name@tag`). A suite file's [pythons] path, or a resumed run's stored
+    interpreter that is not a managed env, runs only with `trust_interpreters=True` (or repeated in `pythons`).
 
     Unless `verify=False`, each backend × workload × precision is first verified against the float64 reference
     and not timed (result: error "failed verification") if it disagrees. Every result is stored the moment it

@@ -14,6 +14,7 @@ from dlbench.core import arguments
 from dlbench.core.cases import DEVICES, MODES, Case
 from dlbench.core.precisions import PRECISIONS
 from dlbench.core.tables import print_tables
+from dlbench.core.text import printable
 from dlbench.runner.session import ISOLATIONS
 from dlbench.runner.verification import describe
 from dlbench.runs.render import FORMATS, print_run
@@ -38,16 +39,16 @@ def add_parsers(sub: Any, store_help: str) -> None:
     run.add_argument("--precisions", type=arguments.names, help=f"comma-separated, from: {', '.join(PRECISIONS)}")
     run.add_argument("--modes", type=arguments.names, help=f"comma-separated, from: {', '.join(MODES)}")
     run.add_argument("--device", help=f"one of: {', '.join(DEVICES)} (default: the suite's)")
-    run.add_argument("--timeout", type=float, metavar="S", help="per-case timeout in seconds (default: the suite's)")
-    run.add_argument("--min-time", type=float, metavar="S", help="time each case at least this long")
-    run.add_argument("--max-time", type=float, metavar="S", help="never time a case longer than this")
-    run.add_argument("--repeat", type=int, metavar="K", help="time each case in K independent processes, in rounds "
+    run.add_argument("--timeout", type=arguments.seconds, metavar="S", help="per-case timeout in seconds (default: the suite's)")
+    run.add_argument("--min-time", type=arguments.seconds_or_zero, metavar="S", help="time each case at least this long")
+    run.add_argument("--max-time", type=arguments.seconds, metavar="S", help="never time a case longer than this")
+    run.add_argument("--repeat", type=arguments.count, metavar="K", help="time each case in K independent processes, in rounds "
                      "across the sweep; significance needs K ≥ 2 (default: the suite's)")
-    run.add_argument("--retries", type=int, metavar="N", help="measure a disturbed case again later in the sweep, "
+    run.add_argument("--retries", type=arguments.count_or_zero, metavar="N", help="measure a disturbed case again later in the sweep, "
                      "at most N more times (default: the suite's, 2 unless it says)")
     run.add_argument("--quiet-threshold", metavar="PCT", help="a window is disturbed when other processes used more "
                      "than PCT of the case's CPUs meanwhile (default: 10%%)")
-    run.add_argument("--wait-quiet", type=float, metavar="S", help="before each timed case, wait up to S seconds "
+    run.add_argument("--wait-quiet", type=arguments.seconds_or_zero, metavar="S", help="before each timed case, wait up to S seconds "
                      "for its CPUs to be quiet (default: 0, do not wait)")
     run.add_argument("--cpus", help=arguments.CPUS_HELP)
     run.add_argument("--isolation", default="fork", choices=ISOLATIONS,
@@ -60,6 +61,9 @@ def add_parsers(sub: Any, store_help: str) -> None:
                      help="time cases even where the backend disagrees with the float64 reference")
     run.add_argument("--resume", metavar="RUN_ID", help="measure only the cases an interrupted run is missing")
     arguments.add_interpreter_options(run)
+    run.add_argument("--trust-interpreters", action="store_true",
+                     help="run the interpreters a suite file's [pythons] or a resumed run's store names (by default "
+                     "only --python/--env and managed envs run: a suite or a store is data, not a program to run)")
     run.add_argument("--memory-limit", metavar="SIZE", help="cap each case's resident memory (its whole worker "
                      "process, framework included), e.g. 4GiB, 512MiB, 8G: a case that reaches it is killed and "
                      "recorded as oom, so a CPU stands for a smaller device")  # fmt: skip
@@ -99,7 +103,7 @@ def run_command(args: argparse.Namespace) -> int:
         print_run(api.load_run(args.run_id, args.store), args.format)
     elif args.command == "runs":
         for run_id in api.list_runs(args.store):
-            print(run_id)
+            print(printable(run_id))  # a store's text (core/text.py)
     elif args.command == "list":
         _list()
     else:
@@ -112,13 +116,15 @@ def run_command(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from dlbench.runs import api
 
-    threshold = arguments.percent(args.quiet_threshold, "--quiet-threshold") if args.quiet_threshold else None
+    threshold = arguments.percent(args.quiet_threshold, "--quiet-threshold") if args.quiet_threshold is not None else None
     given = (("min_time_s", args.min_time), ("max_time_s", args.max_time), ("repeat", args.repeat),
              ("retries", args.retries), ("max_outside_share", threshold), ("wait_quiet_s", args.wait_quiet))
     measure = {k: v for k, v in given if v is not None}
     pythons, envs = arguments.interpreter_options(args)
     common: dict[str, Any] = dict(store=args.store, timeout_s=args.timeout, measure=measure or None,
                                   pythons=pythons or None, envs=envs or None)  # fmt: skip
+    if args.trust_interpreters:
+        common["trust_interpreters"] = True
     if args.no_verify:
         common["verify"] = False
     if args.memory_limit is not None:
@@ -167,28 +173,31 @@ class _Progress:
 
     def __call__(self, kind: str, case: Case, document: dict[str, Any] | None) -> None:
         if self.note:
-            self.progress.console.print(self.note, highlight=False, markup=False)
+            self.progress.console.print(printable(self.note, newlines=True), highlight=False, markup=False)
             self.note = ""
         if kind == "start":
-            self.progress.update(self.task, description=case.key)
+            from rich.markup import escape  # a description is rendered as markup
+
+            self.progress.update(self.task, description=escape(printable(case.key)))
             return
         if kind == "verified":
             assert document is not None
-            self.progress.console.print(f"verify {case.backend_spec} {case.workload} {case.precision}: "
-                                        f"{describe(document)}", highlight=False, markup=False)
+            self.progress.console.print(printable(f"verify {case.backend_spec} {case.workload} {case.precision}: "
+                                                  f"{describe(document)}"), highlight=False, markup=False)
             return
         assert document is not None
         status = document["status"]
         if kind == "attempt":  # one process of a case not settled yet
             if status == "ok" and (document.get("disturbance") or {}).get("verdict") == "disturbed":
                 reasons = "; ".join(document["disturbance"]["reasons"])
-                self.progress.console.print(f"{case.key} (process {document['repetition']}/{self.repeat}): disturbed "
-                                            f"({reasons}): measured again later", highlight=False, markup=False)
+                self.progress.console.print(printable(f"{case.key} (process {document['repetition']}/{self.repeat}): "
+                                                      f"disturbed ({reasons}): measured again later"),
+                                            highlight=False, markup=False)  # fmt: skip
                 return
             if status == "ok":
-                self.progress.console.print(
+                self.progress.console.print(printable(
                     f"{case.key} (process {document['repetition']}/{self.repeat}): "
-                    f"{document['stats']['samples_per_s']:,.1f} samples/s (n={document['stats']['n']})",
+                    f"{document['stats']['samples_per_s']:,.1f} samples/s (n={document['stats']['n']})"),
                     highlight=False, markup=False)  # fmt: skip
                 self.counted[case.key] = self.counted.get(case.key, 0) + 1
                 self.progress.advance(self.task)
@@ -202,7 +211,7 @@ class _Progress:
                       + "".join(f" [{flag}]" for flag in document.get("flags") or []))
         else:
             detail = f"{status}: {(document.get('error') or '').splitlines()[0][:160] if document.get('error') else ''}"
-        self.progress.console.print(f"{case.key}: {detail}", highlight=False, markup=False)
+        self.progress.console.print(printable(f"{case.key}: {detail}"), highlight=False, markup=False)
         self.progress.advance(self.task, self.repeat - self.counted.pop(case.key, 0))
 
 

@@ -21,6 +21,7 @@ A suite file:
     [envs]                            # optional: backend spec -> managed env its workers run in (dlbench envs)
     theano = "theano"
     [pythons]                         # optional: backend spec -> interpreter path (the CLI's --env/--python win)
+                                      #   (a path not a managed env's runs only with --trust-interpreters)
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from dlbench.backends import get_backend
 from dlbench.core.cases import DEVICES, MODES, MeasureConfig
 from dlbench.core.errors import UsageError, check_names, unknown
 from dlbench.core.precisions import PRECISIONS
+from dlbench.runner.environments import NAME_PATTERN
 from dlbench.workloads import WORKLOADS, get_workload
 
 
@@ -172,7 +174,7 @@ def parse_suite(name: str, data: dict[str, Any], where: str) -> Suite:
             if "backends" in data else None,
             backends_if_env=[get_backend(b).name for b in _list(data["backends_if_env"], "backends_if_env", where)]
             if "backends_if_env" in data else [],
-            envs=_mapping(data.get("envs", {}), "envs", where),
+            envs=_env_names(_mapping(data.get("envs", {}), "envs", where), where),
             pythons=_mapping(data.get("pythons", {}), "pythons", where),
         )  # fmt: skip
     except (TypeError, ValueError) as exc:
@@ -183,3 +185,13 @@ def _mapping(value: Any, what: str, where: str) -> dict[str, str]:
     if not isinstance(value, dict) or not all(isinstance(v, str) and v for v in value.values()):
         raise UsageError(f"malformed suite {where}: [{what}] must map backend names to strings, got {value!r}")
     return {str(k): v for k, v in value.items()}
+
+
+def _env_names(mapping: dict[str, str], where: str) -> dict[str, str]:
+    """[envs] values name managed envs (or `-`, dlbench's own interpreter), never a path: a suite file is data and
+    picks among the envs `dlbench envs create` made, nothing else (runner/trust.py)."""
+    for spec, name in mapping.items():
+        if name != "-" and not NAME_PATTERN.match(name):
+            raise UsageError(f"malformed suite {where}: [envs] {spec!r} = {name!r} is not an env name (letters, "
+                             "digits, '.', '_' and '-'; `dlbench envs list` shows them)")  # fmt: skip
+    return mapping
