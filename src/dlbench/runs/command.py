@@ -39,16 +39,16 @@ def add_parsers(sub: Any, store_help: str) -> None:
     run.add_argument("--precisions", type=arguments.names, help=f"comma-separated, from: {', '.join(PRECISIONS)}")
     run.add_argument("--modes", type=arguments.names, help=f"comma-separated, from: {', '.join(MODES)}")
     run.add_argument("--device", help=f"one of: {', '.join(DEVICES)} (default: the suite's)")
-    run.add_argument("--timeout", type=arguments.seconds, metavar="S", help="per-case timeout in seconds (default: the suite's)")
-    run.add_argument("--min-time", type=arguments.seconds_or_zero, metavar="S", help="time each case at least this long")
-    run.add_argument("--max-time", type=arguments.seconds, metavar="S", help="never time a case longer than this")
-    run.add_argument("--repeat", type=arguments.count, metavar="K", help="time each case in K independent processes, in rounds "
+    run.add_argument("--timeout", type=float, metavar="S", help="per-case timeout in seconds (default: the suite's)")
+    run.add_argument("--min-time", type=float, metavar="S", help="time each case at least this long")
+    run.add_argument("--max-time", type=float, metavar="S", help="never time a case longer than this")
+    run.add_argument("--repeat", type=int, metavar="K", help="time each case in K independent processes, in rounds "
                      "across the sweep; significance needs K ≥ 2 (default: the suite's)")
-    run.add_argument("--retries", type=arguments.count_or_zero, metavar="N", help="measure a disturbed case again later in the sweep, "
+    run.add_argument("--retries", type=int, metavar="N", help="measure a disturbed case again later in the sweep, "
                      "at most N more times (default: the suite's, 2 unless it says)")
     run.add_argument("--quiet-threshold", metavar="PCT", help="a window is disturbed when other processes used more "
                      "than PCT of the case's CPUs meanwhile (default: 10%%)")
-    run.add_argument("--wait-quiet", type=arguments.seconds_or_zero, metavar="S", help="before each timed case, wait up to S seconds "
+    run.add_argument("--wait-quiet", type=float, metavar="S", help="before each timed case, wait up to S seconds "
                      "for its CPUs to be quiet (default: 0, do not wait)")
     run.add_argument("--cpus", help=arguments.CPUS_HELP)
     run.add_argument("--isolation", default="fork", choices=ISOLATIONS,
@@ -116,7 +116,7 @@ def run_command(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from dlbench.runs import api
 
-    threshold = arguments.percent(args.quiet_threshold, "--quiet-threshold") if args.quiet_threshold is not None else None
+    threshold = arguments.percent(args.quiet_threshold, "--quiet-threshold") if args.quiet_threshold else None
     given = (("min_time_s", args.min_time), ("max_time_s", args.max_time), ("repeat", args.repeat),
              ("retries", args.retries), ("max_outside_share", threshold), ("wait_quiet_s", args.wait_quiet))
     measure = {k: v for k, v in given if v is not None}
