@@ -168,6 +168,19 @@ def test_a_resumed_managed_env_takes_its_variables_from_the_env_not_the_store(tm
     assert chosen == Interpreter(str(env.python), {"THEANO_FLAGS": "blas.ldflags="}, "legacy", "--env")
 
 
+def test_a_stored_compilation_cache_is_code_and_needs_the_opt_in(tmp_path: Path) -> None:
+    store = tmp_path / "s.sqlite"
+    cached = Case("lstm", {"seq_len": 2, "batch": 1, "hidden": 4}, "numpy", "fp32", "forward",
+                  options={"cache_dir": str(tmp_path / "planted")})  # fmt: skip
+    settings = dlbench.plan("quick", backends=["numpy"]).settings.to_dict()
+    db = Store(store)
+    db.create_run("r1", "quick", [cached], settings, {})
+    db.close()
+    with pytest.raises(UsageError, match="cache_dir at .*planted.*--trust-interpreters"):
+        dlbench.plan(resume="r1", store=store)
+    assert dlbench.plan(resume="r1", store=store, trust_interpreters=True).remaining == [cached]
+
+
 # -- the worker's import folder ---------------------------------------------------------------------------------
 
 

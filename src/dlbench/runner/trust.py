@@ -11,15 +11,17 @@ A suite's [pythons] entry that is a managed env's interpreter is that env; any o
 interpreter that is not (still) a managed env with the same interpreter, is refused with a UsageError (exit 2,
 nothing written, nothing started) unless the user vouches for it: `--trust-interpreters` (`trust_interpreters=True`),
 or the same path given again with `--python`. Environment variables a store holds are never applied, trusted or not:
-a resumed managed env gets its own env's, a trusted path none (a `--python` run stores none).
+a resumed managed env gets its own env's, a trusted path none (a `--python` run stores none). Likewise a stored case's
+`cache_dir` option (a compilation cache is code the framework loads) is refused on a resume unless trusted.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from dlbench.core.cases import Case
 from dlbench.core.errors import UsageError
 from dlbench.core.text import printable
 from dlbench.runner.environments import Env, find_env, list_envs
@@ -92,4 +94,23 @@ def stored_interpreters(
     return chosen, notes
 
 
-__all__ = ["TRUST_OPTION", "managed_env_for", "stored_interpreters", "suite_interpreters"]
+# Backend options whose value is a folder a framework loads code from: a compilation cache holds compiled modules and
+# executables (PyTensor's compiledir, TorchInductor's, XLA's), so a cache a store points at is a program too.
+CODE_OPTIONS = ("cache_dir",)
+
+
+def check_stored_options(run_id: str, cases: Iterable[Case], trust: bool) -> None:
+    """A resumed run's cases as its store gives them: UsageError for an option naming a folder code is loaded from
+    (CODE_OPTIONS), unless `trust`."""
+    if trust:
+        return
+    for case in cases:
+        for option in CODE_OPTIONS:
+            if option in case.options:
+                raise UsageError(f"run {run_id} points {case.backend_spec}'s {option} at "
+                                 f"{str(case.options[option])!r}, whose compiled code the framework loads, and dlbench "
+                                 f"does not load code a store names: if you trust it, add {TRUST_OPTION}")  # fmt: skip
+
+
+__all__ = ["CODE_OPTIONS", "TRUST_OPTION", "check_stored_options", "managed_env_for", "stored_interpreters",
+           "suite_interpreters"]  # fmt: skip

@@ -24,7 +24,7 @@ from dlbench.core.results import Result, Run
 from dlbench.runner.interpreters import Interpreter, resolve
 from dlbench.runner.session import Placement, open_run, placement, resume_run
 from dlbench.runner.sweep import EventCallback, sweep
-from dlbench.runner.trust import stored_interpreters, suite_interpreters
+from dlbench.runner.trust import check_stored_options, stored_interpreters, suite_interpreters
 from dlbench.store import Store, default_store_path
 from dlbench.suites import Suite, default_backends, default_suite, plan_cases
 
@@ -157,6 +157,7 @@ def plan(
         settings = RunSettings.from_dict(stored["settings"])
         # The store names interpreters: only managed envs (re-read) and ones the user vouches for run (runner/trust.py).
         interpreters, notes = stored_interpreters(resume, settings.placement.interpreters, pythons, trust_interpreters)
+        check_stored_options(resume, stored["plan"], trust_interpreters)
         settings = replace(settings, measure=_measure_config(settings.measure, measure),
                            timeout_s=timeout_s or settings.timeout_s,
                            placement=replace(settings.placement, interpreters=interpreters),
