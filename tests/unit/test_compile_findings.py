@@ -134,7 +134,7 @@ def test_base_backend_phases_and_cache() -> None:
         (["compile", "lstm", "--backends", "nosuch"], "unknown backend 'nosuch' (allowed: "),
         (["compile", "lstm", "--set", "hidden=0"], "bad size hidden=0 for lstm"),
         (["compile", "lstm", "--modes", "sideways"], "unknown mode 'sideways'"),
-        (["compile", "lstm", "--timeout", "0"], "bad --timeout 0"),
+        (["compile", "lstm", "--timeout", "0"], "argument --timeout: expected a number of seconds > 0, got '0'"),
         (["compile", "lstm", "--cpus", "999"], "bad --cpus 999"),
     ],
 )

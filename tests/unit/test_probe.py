@@ -154,9 +154,9 @@ def test_report_section_renders_the_stored_matrix(tmp_path: Path) -> None:
         (["--precisions", "fp8"], "unknown precision 'fp8'"),
         (["--layers", "conv3d"], "unknown layer 'conv3d'"),
         (["--device", "tpu"], "unknown device 'tpu'"),
-        (["--timeout", "0"], "bad timeout 0"),
+        (["--timeout", "0"], "argument --timeout: expected a number of seconds > 0, got '0'"),
         (["--cpus", "x"], "bad --cpus 'x'"),
-        (["--cpus", "99999"], "bad --cpus 99999"),
+        (["--cpus", "99999"], "bad --cpus '99999': expected CPU ids from 0 to 65535"),
     ],
 )
 def test_usage_errors_write_nothing(argv: list[str], text: str, tmp_path: Path,

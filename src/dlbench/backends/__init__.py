@@ -11,9 +11,12 @@ Worker-side module: standard library only (a worker looks its backend's class up
 from __future__ import annotations
 
 import importlib
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from dlbench.backends.registry import BackendInfo, Framework, Recipe
-from dlbench.core.errors import unknown
+from dlbench.core.errors import UsageError, unknown
 
 # The framework folders, one line each, in the order tables and defaults list them. Each folder's __init__.py holds
 # its FRAMEWORK record and imports no framework (a contract of pyproject.toml checks it).
@@ -38,6 +41,23 @@ def get_backend(name: str) -> BackendInfo:
         return BACKENDS[name]
     except KeyError:
         raise unknown("backend", name, BACKENDS) from None
+
+
+def check_options(backends: Iterable[str], options: Mapping[str, Any] | None) -> None:
+    """UsageError unless every backend (a name or `name@tag`) takes every option with its value, as its record
+    declares (BackendInfo.options): what `--option` gives is checked before any worker starts."""
+    for spec in dict.fromkeys(backends):
+        info = get_backend(spec.partition("@")[0])
+        for key, value in (options or {}).items():
+            allowed = info.options.get(key)
+            if allowed is None:
+                takes = ", ".join(info.options) or "none"
+                raise UsageError(f"unknown backend option {key!r} for {info.name} (it takes: {takes})")
+            if allowed and value not in allowed:
+                raise UsageError(f"bad --option {key}={value} for {info.name} (allowed: {', '.join(allowed)})")
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not allowed and not (number and 0 <= value < math.inf):
+                raise UsageError(f"bad --option {key}={value} for {info.name}: must be a number ≥ 0")
 
 
 def framework_of(backend: str) -> Framework:
@@ -82,5 +102,6 @@ def bare_scripts() -> dict[str, str]:
     return {f.name: f.bare for f in FRAMEWORKS if f.bare is not None}
 
 
-__all__ = ["BACKENDS", "FOLDERS", "FRAMEWORKS", "BackendInfo", "Framework", "Recipe", "bare_scripts", "env_vars",
+__all__ = ["BACKENDS", "FOLDERS", "FRAMEWORKS", "BackendInfo", "Framework", "Recipe", "bare_scripts", "check_options",
+           "env_vars",
            "framework_modules", "framework_of", "get_backend", "layers_of", "recipes", "usability_of"]  # fmt: skip

@@ -56,6 +56,9 @@ class BackendInfo:
     # ({"lstm": (...), "vgg16": (...)}) and that build the timed step from it ({"step": (...)}); read from source.
     code_parts: dict[str, tuple[str, ...]] = field(default_factory=dict)
     framework: str = ""  # the folder it lives in: set by Framework
+    # The backend options (`--option KEY=VALUE`) it takes: KEY -> its allowed words, or () for a number ≥ 0. Checked
+    # before anything runs (backends.check_options); the backend's class checks them again in its worker.
+    options: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def available(self) -> tuple[bool, str]:
         """(True, "") or (False, reason with the install command). Uses find_spec: never imports a framework."""

@@ -117,8 +117,12 @@ def run(
     suite, plan = plan_cases(workload, backends, precisions, modes, sets, device)
     where = placement(list(cpus) if cpus is not None else None, isolation="spawn")
     root = Path(cache_root) if cache_root is not None else None
-    if root is not None and root.exists() and not root.is_dir():
-        raise UsageError(f"bad --cache-root {str(cache_root)!r}: it is a file; give a folder")
+    try:
+        usable = root is None or (root.is_dir() and os.access(root, os.W_OK | os.X_OK))
+    except OSError:
+        usable = False
+    if not usable:
+        raise UsageError(f"bad --cache-root {str(cache_root)[:200]!r}: not a writable folder (give an existing one)")
     settings = {"command": "compile", "timeout_s": timeout_s, "cache_root": str(root) if root else None,
                 "argv": sys.argv, "description": "first-step phases, cold vs warm persistent caches"}  # fmt: skip
     session = open_run(store or default_store_path(), f"compile-{suite.name}", plan, settings, where)

@@ -37,29 +37,29 @@ def add_parsers(sub: Any, store_help: str) -> None:
         dest="sets",
         help="size values (repeatable), e.g. --set seq_len=30 --set batch=32",
     )
-    parser.add_argument("--backends", help=f"comma-separated, from: {', '.join(BACKENDS)} (default: every "
+    parser.add_argument("--backends", type=arguments.names,
+                        help=f"comma-separated, from: {', '.join(BACKENDS)} (default: every "
                         "framework backend)")  # fmt: skip
-    parser.add_argument("--precisions", help=f"comma-separated, from: {', '.join(PRECISIONS)} (default: fp32)")
-    parser.add_argument("--modes", help=f"comma-separated, from: {', '.join(MODES)} (default: both)")
+    parser.add_argument("--precisions", type=arguments.names,
+                        help=f"comma-separated, from: {', '.join(PRECISIONS)} (default: fp32)")
+    parser.add_argument("--modes", type=arguments.names,
+                        help=f"comma-separated, from: {', '.join(MODES)} (default: both)")
     parser.add_argument("--device", help=f"one of: {', '.join(DEVICES)} (default: cuda if present, else cpu)")
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=arguments.seconds,
         default=600.0,
         metavar="S",
         help="per-process timeout in seconds (default 600)",
     )
     parser.add_argument("--cpus", help="CPU ids every worker is pinned to, e.g. 0,1 or 0-3 (default: all)")
-    parser.add_argument("--cache-root", metavar="DIR", help="where the per-case cache folders are made (default: "
+    parser.add_argument("--cache-root", type=arguments.text, metavar="DIR",
+                        help="where the per-case cache folders are made (default: "
                         "the system's temporary folder)")  # fmt: skip
     parser.add_argument("--keep-cache", action="store_true", help="keep each case's cache folder (its path is stored "
                         "with the finding) instead of removing it")  # fmt: skip
-    parser.add_argument("--store", metavar="PATH", help=store_help)
+    parser.add_argument("--store", type=arguments.text, metavar="PATH", help=store_help)
     parser.add_argument("--format", default="table", choices=FORMATS, help="output format (default: table)")
-
-
-def _optional_names(text: str | None) -> list[str] | None:
-    return arguments.names(text) if text else None
 
 
 def _progress(start: str, case: Any, entry: dict[str, Any] | None) -> None:
@@ -79,8 +79,7 @@ def run_command(args: argparse.Namespace) -> int:
     from dlbench.store import default_store_path
 
     run_id, findings = api.run(
-        args.workload, backends=arguments.names(args.backends) if args.backends else None,
-        precisions=_optional_names(args.precisions), modes=_optional_names(args.modes),
+        args.workload, backends=args.backends, precisions=args.precisions, modes=args.modes,
         sets=arguments.sets(args.sets) or None, device=args.device, timeout_s=args.timeout,
         cpus=arguments.cpus(args.cpus), cache_root=args.cache_root, keep_cache=args.keep_cache, store=args.store,
         on_event=_progress,

@@ -43,14 +43,15 @@ class MeasureConfig:
 
         rules: dict[str, tuple[type, float, float]] = {
             "min_time_s": (float, 0, math.inf), "max_time_s": (float, 0, math.inf), "min_iters": (int, 1, math.inf),
-            "max_iters": (int, 0, math.inf), "warmup_iters": (int, 0, math.inf), "target_rel_ci": (float, 0, 1),
+            "max_iters": (int, 1, math.inf), "warmup_iters": (int, 0, math.inf), "target_rel_ci": (float, 0, 1),
             "repeat": (int, 1, 100), "retries": (int, 0, 100), "max_outside_share": (float, 0, 1),
             "min_cpu_share": (float, 0, 1), "wait_quiet_s": (float, 0, 3600),
         }  # fmt: skip
         for name, (kind, low, high) in rules.items():
             value = getattr(self, name)
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not number or (kind is int and value != int(value)) or not low <= value <= high:
+            if not number or not math.isfinite(value) or (kind is int and value != int(value)) \
+                    or not low <= value <= high:
                 what = "an integer" if kind is int else "a number"
                 bounds = f"≥ {low:g}" if high == math.inf else f"from {low:g} to {high:g}"
                 return f"{name}={value!r} (must be {what} {bounds})"

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from dlbench.backends import get_backend
+from dlbench.backends import check_options, get_backend
 from dlbench.core.cases import DEVICES, MODES, Case, MeasureConfig
 from dlbench.core.errors import UsageError, check_names, unknown
 from dlbench.core.precisions import PRECISIONS
@@ -145,9 +145,10 @@ def run(
         raise UsageError("give at least one backend (--backends)")
     for name in backends:
         get_backend(name)
+    check_options(backends, options)
     precisions = check_names("precision", list(precisions or DEFAULT_PRECISIONS), PRECISIONS)
     modes = check_names("mode", list(modes or DEFAULT_MODES), MODES)
-    device = device or ("cuda" if cuda_available() else "cpu")
+    device = device if device is not None else ("cuda" if cuda_available() else "cpu")
     if device not in DEVICES:
         raise unknown("device", device, DEVICES)
     if start < 1:

@@ -40,22 +40,23 @@ def add_parsers(sub: Any, store_help: str) -> None:
                         help="a size other than the batch, e.g. --set image=64 (default on the cpu: vgg16 image=32)")
     parser.add_argument("--device", help=f"one of: {', '.join(DEVICES)} (default: cuda if present, else cpu)")
     parser.add_argument("--memory-limit", metavar="SIZE", help=f"cap on each probe's resident memory: {SIZE_HELP}")
-    parser.add_argument("--start", type=int, default=1, metavar="N", help="the first batch probed (default 1)")
-    parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, metavar="N",
+    parser.add_argument("--start", type=arguments.count, default=1, metavar="N",
+                        help="the first batch probed (default 1)")
+    parser.add_argument("--max-batch", type=arguments.count, default=DEFAULT_MAX_BATCH, metavar="N",
                         help=f"never probe a larger batch (default {DEFAULT_MAX_BATCH})")
     parser.add_argument("--within", type=lambda text: arguments.percent(text, "--within"), default=DEFAULT_WITHIN,
                         metavar="PCT",
                         help=f"stop bisecting once the largest batch that ran is within PCT of the smallest that "
                         f"did not (default {DEFAULT_WITHIN * 100:g}%%; 0 = exact: N runs, N+1 does not)")  # fmt: skip
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, metavar="N",
+    parser.add_argument("--steps", type=arguments.count, default=DEFAULT_STEPS, metavar="N",
                         help=f"steps each probe runs (default {DEFAULT_STEPS}; 1 halves the cost on a slow device)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
+    parser.add_argument("--timeout", type=arguments.seconds, default=DEFAULT_TIMEOUT_S, metavar="S",
                         help=f"per-probe timeout in seconds (default {DEFAULT_TIMEOUT_S:g}); a timeout stops the "
                         "search")  # fmt: skip
     parser.add_argument("--cpus", help="CPU ids every worker is pinned to, e.g. 0,1 or 0-3 (default: all)")
     parser.add_argument("--option", action="append", metavar="KEY=VALUE", dest="options",
                         help="a backend option, as for `dlbench run`")
-    parser.add_argument("--store", metavar="PATH", help=store_help)
+    parser.add_argument("--store", type=arguments.text, metavar="PATH", help=store_help)
     parser.add_argument("--format", default="table", choices=FORMATS, help="output format (default: table)")
 
 

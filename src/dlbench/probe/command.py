@@ -37,12 +37,12 @@ def add_parsers(sub: Any, store_help: str) -> None:
     probe.add_argument("--layers", type=arguments.names,
                        help=f"comma-separated, from: {', '.join(LAYERS)} (default: all)")
     probe.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    probe.add_argument("--timeout", type=float, default=300.0, metavar="S",
+    probe.add_argument("--timeout", type=arguments.seconds, default=300.0, metavar="S",
                        help="per layer × precision worker timeout in seconds (default 300)")  # fmt: skip
     probe.add_argument("--cpus", help="CPU ids every worker is pinned to, e.g. 0-3 (default: one CPU, the first "
                        "allowed: whether a type has a fast kernel shows on one thread, free of the stalls of "
                        "threads descheduled on a busy machine)")  # fmt: skip
-    probe.add_argument("--store", metavar="PATH", help=store_help)
+    probe.add_argument("--store", type=arguments.text, metavar="PATH", help=store_help)
     probe.add_argument("--format", default="table", choices=FORMATS, help="output format (default: table)")
 
 

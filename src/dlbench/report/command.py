@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dlbench.core import arguments
 from dlbench.core.errors import UsageError
 from dlbench.core.text import printable
 
@@ -34,14 +35,19 @@ def add_parsers(sub: Any, store_help: str) -> None:
         "seed's tables from the run(s), the 2016 figures beside them, plots, the recommendation computed from "
         "the raw samples, and each run's environment. Several run ids pool their results. --format markdown "
         "gives the tables and the recommendation as Markdown."))  # fmt: skip
-    report.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="stored runs (default: the latest)")
-    report.add_argument("--store", metavar="PATH", help=store_help)
-    report.add_argument("--format", default="html", choices=REPORT_FORMATS, help="html (default) or markdown")
-    report.add_argument("--out", metavar="PATH", help="where to write it (html default: report.html; markdown "
+    report.add_argument("run_ids", nargs="*", type=arguments.text, metavar="RUN_ID",
+                        help="stored runs (default: the latest)")
+    report.add_argument("--store", type=arguments.text, metavar="PATH", help=store_help)
+    report.add_argument("--format", default="html", choices=REPORT_FORMATS,
+                        help="html (default) or markdown")
+    report.add_argument("--out", type=arguments.text, metavar="PATH",
+                        help="where to write it (html default: report.html; markdown "
                         "default: stdout; '-' for stdout)")  # fmt: skip
-    report.add_argument("--weights", metavar="KEY=W,...", help="how much regimes count in the summary, by "
+    report.add_argument("--weights", metavar="KEY=W,...",
+                        help="how much regimes count in the summary, by "
                         "workload, mode, precision, device or size band, e.g. lstm=2,vgg16=1,train=2")  # fmt: skip
-    report.add_argument("--screenshot", metavar="PNG", help="also save a full-page screenshot of the HTML report "
+    report.add_argument("--screenshot", type=arguments.text, metavar="PNG",
+                        help="also save a full-page screenshot of the HTML report "
                         "as headless Chromium renders it (needs chromium)")  # fmt: skip
 
     compare = sub.add_parser("compare", help="B ÷ A samples/s per matching case, with CIs and verdicts",
@@ -52,10 +58,12 @@ def add_parsers(sub: Any, store_help: str) -> None:
         "--threshold is a regression. Runs whose machines differ in what decides the figures (CPU model, GPU "
         "model) are refused unless --force. Two versions of one framework (two runs, or two envs: `dlbench "
         "envs`) compare as such: the header names the versions that changed."))  # fmt: skip
-    compare.add_argument("run_a", metavar="RUN_A", help="the baseline; RUN_ID:BACKEND takes one backend of the "
+    compare.add_argument("run_a", type=arguments.text, metavar="RUN_A",
+                         help="the baseline; RUN_ID:BACKEND takes one backend of the "
                          "run (e.g. RUN:torch@old, to compare two envs of one run)")  # fmt: skip
-    compare.add_argument("run_b", metavar="RUN_B", help="the run judged against it (RUN_ID:BACKEND as for RUN_A)")
-    compare.add_argument("--store", metavar="PATH", help=store_help)
+    compare.add_argument("run_b", type=arguments.text, metavar="RUN_B",
+                         help="the run judged against it (RUN_ID:BACKEND as for RUN_A)")
+    compare.add_argument("--store", type=arguments.text, metavar="PATH", help=store_help)
     compare.add_argument(
         "--threshold",
         default="5%",
@@ -81,22 +89,54 @@ def run_command(args: argparse.Namespace) -> int:
     return _cmd_compare(args)
 
 
-def _check_out(path: str, what: str) -> Path:
+def _check_out(path: str, what: str, store: str | None) -> Path:
+    """Where a report or screenshot may be written: a file in an existing, writable folder, and never a store (the
+    report would replace the results it reports on) nor any other SQLite file."""
+    from dlbench.store import default_store_path
+
     out = Path(path)
-    if out.is_dir():
-        raise UsageError(f"bad {what} {path!r}: it is a directory; give a file path")
-    if not out.parent.is_dir():
-        raise UsageError(f"bad {what} {path!r}: directory {str(out.parent)!r} does not exist")
+    try:
+        if not path.strip():
+            raise UsageError(f"bad {what} {path!r}: give a file path")
+        if out.is_dir():
+            raise UsageError(f"bad {what} {path!r}: it is a directory; give a file path")
+        if not out.parent.is_dir():
+            raise UsageError(f"bad {what} {path!r}: directory {str(out.parent)!r} does not exist")
+        if not os.access(out.parent, os.W_OK):
+            raise UsageError(f"bad {what} {path!r}: directory {str(out.parent)!r} is not writable")
+        store_path = Path(store) if store else default_store_path()
+        if out.exists() and (store_path.exists() and out.samefile(store_path) or _is_sqlite(out)):
+            raise UsageError(f"bad {what} {path!r}: that is a results store; writing the report there would "
+                             "replace it (give another file)")  # fmt: skip
+        os.stat(out.parent / out.name)  # an over-long name fails here, before any work
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise UsageError(f"bad {what} {path[:80]!r}: {exc.strerror or exc}") from None
     return out
+
+
+def _is_sqlite(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            return f.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
 
 
 def _write(path: Path, data: str | bytes) -> None:
     """Write through a temporary file in the same directory, so a failure leaves no half-written report."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:100]}.", suffix=".tmp")
+    except OSError as exc:
+        raise UsageError(f"cannot write {str(path)[:80]!r}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UsageError(f"cannot write {str(path)[:80]!r}: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -115,7 +155,7 @@ def _load_with_sections(
     from dlbench.runs import api
     from dlbench.store import Store, default_store_path
 
-    db = Store(store or default_store_path(), create=False)
+    db = Store(store or default_store_path(), readonly=True)
     try:
         runs = [api.load_run(run_id, db) for run_id in run_ids]
         return runs, build_sections(db, runs) if sections else []
@@ -130,12 +170,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     weights = parse_weights(args.weights)
     html = args.format == "html"
     out = args.out if args.out is not None else ("report.html" if html else "-")
-    target = None if out == "-" else _check_out(out, "--out")
+    target = None if out == "-" else _check_out(out, "--out", args.store)
     shot = None
     if args.screenshot:
         if not html:
             raise UsageError("--screenshot needs --format html (it renders the HTML report)")
-        shot = _check_out(args.screenshot, "--screenshot")
+        if not args.screenshot.lower().endswith(".png"):
+            raise UsageError(f"bad --screenshot {args.screenshot!r}: the screenshot is a PNG file (name it .png)")
+        shot = _check_out(args.screenshot, "--screenshot", args.store)
         why_not = screenshot.missing()
         if why_not is not None:
             raise UsageError(f"--screenshot cannot be taken here: {why_not}")

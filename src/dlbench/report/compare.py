@@ -37,7 +37,7 @@ def parse_threshold(text: str, option: str = "--threshold", zero: bool = False) 
         value = float(raw) / 100
     except ValueError:
         value = -1.0
-    if not (0 <= value < 1 if zero else 0 < value < 1):
+    if not (0 <= value < 1 if zero else 0 < value < 1):  # nan fails both
         low = "0 (included)" if zero else "0"
         raise UsageError(f"bad {option} {text!r}: expected a percentage between {low} and 100, like 5%")
     return value
@@ -182,7 +182,9 @@ def _judge(row: CaseComparison, threshold: float, noise: float) -> None:
 
 def split_run_arg(text: str) -> tuple[str, str]:
     """`RUN_ID` or `RUN_ID:BACKEND` (e.g. `20261124-235238-1c2b:torch@old`) → (run id, backend spec or "")."""
-    run_id, _, spec = text.partition(":")
+    run_id, colon, spec = text.partition(":")
+    if not run_id.strip() or (colon and not spec.strip()):
+        raise UsageError(f"bad run {text!r}: expected RUN_ID or RUN_ID:BACKEND (e.g. 20261124-235238-1c2b:torch)")
     return run_id, spec
 
 

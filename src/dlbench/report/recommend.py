@@ -122,6 +122,8 @@ def parse_weights(text: str | None) -> dict[str, float]:
     """`lstm=2,vgg16=1,train=2` → weights by workload, mode, precision, device or size band."""
     allowed = {*WORKLOADS, *MODES, *PRECISIONS, *DEVICES, *(b for names in BAND_NAMES.values() for b in names)}
     weights: dict[str, float] = {}
+    if text is not None and not text.strip():
+        raise UsageError("bad --weights '': give KEY=NUMBER items, e.g. --weights lstm=2,vgg16=1")
     for item in (text or "").split(","):
         if not item.strip():
             continue
@@ -135,6 +137,10 @@ def parse_weights(text: str | None) -> dict[str, float]:
             raise UsageError(f"bad --weights item {item.strip()!r}: {value!r} is not a number") from None
         if not math.isfinite(weights[key]) or weights[key] < 0:
             raise UsageError(f"bad --weights item {item.strip()!r}: a weight must be a number ≥ 0")
+    for kind in (WORKLOADS, MODES, PRECISIONS, DEVICES):  # a weight multiplies the default 1 of its kind's others
+        if all(weights.get(name, 1) == 0 for name in kind):
+            raise UsageError(f"bad --weights {text!r}: every one of {', '.join(kind)} weighs 0, so nothing would "
+                             "count; give one > 0")  # fmt: skip
     return weights
 
 

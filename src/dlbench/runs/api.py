@@ -12,6 +12,7 @@ session; `plan(resume=RUN_ID)` reads a stored run's plan and settings back, type
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -140,21 +141,26 @@ def plan(
 ) -> Plan:
     """The validated plan of a run (see run() for the arguments); UsageError naming the first bad value. Nothing
     is written; a suite file is read, and another interpreter is asked what it holds."""
-    if timeout_s is not None and timeout_s <= 0:
-        raise UsageError(f"bad timeout {timeout_s:g}: must be > 0 seconds")
+    if timeout_s is not None and not (isinstance(timeout_s, (int, float)) and 0 < timeout_s < math.inf):
+        raise UsageError(f"bad timeout {timeout_s!r}: must be a number of seconds > 0")
     if resume is not None:
         given = [n for n, v in (("a suite or workload", target), ("--backends", backends), ("--precisions", precisions),
                                 ("--modes", modes), ("--set", sets), ("--device", device),
-                                ("--memory-limit", memory_limit), ("--env", envs))
+                                ("--memory-limit", memory_limit), ("--env", envs), ("--cpus", cpus),
+                                ("--option", options))
                  if v]  # fmt: skip
         if given:
             raise UsageError(f"--resume finishes a run as it was planned; drop {', '.join(given)}")
-        db = Store(store or default_store_path(), create=False)
+        db = Store(store or default_store_path(), readonly=True)
         try:
             stored, done = db.get_run(resume), db.done_keys(resume)
         finally:
             db.close()
-        settings = RunSettings.from_dict(stored["settings"])
+        try:
+            settings = RunSettings.from_dict(stored["settings"])
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"run {resume!r} in {str(store or default_store_path())!r} cannot be resumed: its stored "
+                             f"settings are not a dlbench run's ({type(exc).__name__}: {exc})") from None
         # The store names interpreters: only managed envs (re-read) and ones the user vouches for run (runner/trust.py).
         interpreters, notes = stored_interpreters(resume, settings.placement.interpreters, pythons, trust_interpreters)
         check_stored_options(resume, stored["plan"], trust_interpreters)
@@ -163,6 +169,7 @@ def plan(
                            placement=replace(settings.placement, interpreters=interpreters),
                            note=" ".join([settings.note, *(n + "." for n in notes)]).strip())  # fmt: skip
         return Plan(stored["suite"], stored["plan"], settings, str(store) if store else None, resume, frozenset(done))
+    Store.check(store or default_store_path())
     where = placement(list(cpus) if cpus is not None else None, isolation, memory_limit)
     suite, cases = plan_cases(target, backends, precisions, modes, sets, device, options)
     interpreters, notes = interpreters_for(suite, cases, pythons, envs, trust_interpreters)
@@ -219,12 +226,12 @@ def run(target: str | Plan | None = None, *, on_event: EventCallback | None = No
 
 def load_run(run_id: str | None = None, store: str | Path | Store | None = None) -> Run:
     """A stored run (the latest when run_id is None)."""
-    db = store if isinstance(store, Store) else Store(store or default_store_path(), create=False)
+    db = store if isinstance(store, Store) else Store(store or default_store_path(), readonly=True)
     try:
         stored = db.get_run(run_id)
         return Run(
             run_id=stored["run_id"], suite=stored["suite"], status=stored["status"], plan=stored["plan"],
-            results=[Result.from_document(d) for d in db.results(stored["run_id"])], settings=stored["settings"],
+            results=_results(db, stored["run_id"]), settings=stored["settings"],
             fingerprint=stored["fingerprint"], store_path=str(db.path),
         )  # fmt: skip
     finally:
@@ -232,9 +239,16 @@ def load_run(run_id: str | None = None, store: str | Path | Store | None = None)
             db.close()
 
 
+def _results(db: Store, run_id: str) -> list[Result]:
+    try:
+        return [Result.from_document(d) for d in db.results(run_id)]
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise UsageError(f"store {str(db.path)[:200]!r} is damaged: a result of run {run_id!r} is malformed") from None
+
+
 def load_attempts(run_id: str, store: str | Path | None = None) -> list[dict[str, Any]]:
     """Every attempt stored for a run (each repetition and re-measurement of each case), in plan order."""
-    db = Store(store or default_store_path(), create=False)
+    db = Store(store or default_store_path(), readonly=True)
     try:
         stored = db.get_run(run_id)
         by_case = db.attempts(stored["run_id"])
@@ -245,7 +259,7 @@ def load_attempts(run_id: str, store: str | Path | None = None) -> list[dict[str
 
 
 def list_runs(store: str | Path | None = None) -> list[str]:
-    db = Store(store or default_store_path(), create=False)
+    db = Store(store or default_store_path(), readonly=True)
     try:
         return db.run_ids()
     finally:

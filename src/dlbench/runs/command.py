@@ -31,7 +31,7 @@ def add_parsers(sub: Any, store_help: str) -> None:
         "Run a suite (seed, seed-cpu, quick, or a suite .toml file) or one workload over the sizes --set gives. "
         "Default: seed on a CUDA GPU, seed-cpu otherwise. Each case runs in its own worker process; each result "
         "is stored the moment it arrives."))  # fmt: skip
-    run.add_argument("target", nargs="?", metavar="SUITE|WORKLOAD",
+    run.add_argument("target", nargs="?", type=arguments.text, metavar="SUITE|WORKLOAD",
                      help=f"suites: {', '.join(suite_names())}; workloads: {', '.join(WORKLOADS)}")
     run.add_argument("--set", action="append", metavar="KEY=V1,V2", dest="sets",
                      help="size values (repeatable), e.g. --set seq_len=30 --set batch=32,128")
@@ -39,16 +39,22 @@ def add_parsers(sub: Any, store_help: str) -> None:
     run.add_argument("--precisions", type=arguments.names, help=f"comma-separated, from: {', '.join(PRECISIONS)}")
     run.add_argument("--modes", type=arguments.names, help=f"comma-separated, from: {', '.join(MODES)}")
     run.add_argument("--device", help=f"one of: {', '.join(DEVICES)} (default: the suite's)")
-    run.add_argument("--timeout", type=float, metavar="S", help="per-case timeout in seconds (default: the suite's)")
-    run.add_argument("--min-time", type=float, metavar="S", help="time each case at least this long")
-    run.add_argument("--max-time", type=float, metavar="S", help="never time a case longer than this")
-    run.add_argument("--repeat", type=int, metavar="K", help="time each case in K independent processes, in rounds "
+    run.add_argument("--timeout", type=arguments.seconds, metavar="S",
+                     help="per-case timeout in seconds (default: the suite's)")
+    run.add_argument("--min-time", type=arguments.seconds_or_zero, metavar="S",
+                     help="time each case at least this long")
+    run.add_argument("--max-time", type=arguments.seconds, metavar="S",
+                     help="never time a case longer than this")
+    run.add_argument("--repeat", type=arguments.count, metavar="K",
+                     help="time each case in K independent processes, in rounds "
                      "across the sweep; significance needs K ≥ 2 (default: the suite's)")
-    run.add_argument("--retries", type=int, metavar="N", help="measure a disturbed case again later in the sweep, "
+    run.add_argument("--retries", type=arguments.count_or_zero, metavar="N",
+                     help="measure a disturbed case again later in the sweep, "
                      "at most N more times (default: the suite's, 2 unless it says)")
     run.add_argument("--quiet-threshold", metavar="PCT", help="a window is disturbed when other processes used more "
                      "than PCT of the case's CPUs meanwhile (default: 10%%)")
-    run.add_argument("--wait-quiet", type=float, metavar="S", help="before each timed case, wait up to S seconds "
+    run.add_argument("--wait-quiet", type=arguments.seconds_or_zero, metavar="S",
+                     help="before each timed case, wait up to S seconds "
                      "for its CPUs to be quiet (default: 0, do not wait)")
     run.add_argument("--cpus", help=arguments.CPUS_HELP)
     run.add_argument("--isolation", default="fork", choices=ISOLATIONS,
@@ -59,7 +65,8 @@ def add_parsers(sub: Any, store_help: str) -> None:
                      "sleep_s=0.5 or fault=crash, used by dlbench's own tests)")
     run.add_argument("--no-verify", action="store_true",
                      help="time cases even where the backend disagrees with the float64 reference")
-    run.add_argument("--resume", metavar="RUN_ID", help="measure only the cases an interrupted run is missing")
+    run.add_argument("--resume", type=arguments.text, metavar="RUN_ID",
+                     help="measure only the cases an interrupted run is missing")
     arguments.add_interpreter_options(run)
     run.add_argument("--trust-interpreters", action="store_true",
                      help="run the interpreters a suite file's [pythons] or a resumed run's store names (by default "
@@ -70,20 +77,20 @@ def add_parsers(sub: Any, store_help: str) -> None:
     _store_and_format(run, store_help)
 
     show = sub.add_parser("show", help="print a stored run (default: the latest)")
-    show.add_argument("run_id", nargs="?", metavar="RUN_ID")
+    show.add_argument("run_id", nargs="?", type=arguments.text, metavar="RUN_ID")
     show.add_argument("--attempts", action="store_true", help="every process that timed a case: its repetition, "
                       "attempt, figure and what else the machine did meanwhile (the disturbance record)")
     _store_and_format(show, store_help)
 
     runs = sub.add_parser("runs", help="list the runs in the store")
-    runs.add_argument("--store", metavar="PATH", help=store_help)
+    runs.add_argument("--store", type=arguments.text, metavar="PATH", help=store_help)
 
     sub.add_parser("list", help="workloads, backends (with availability and why), suites")
     sub.add_parser("env", help="this machine's environment fingerprint, as a run would store it")
 
 
 def _store_and_format(parser: argparse.ArgumentParser, store_help: str) -> None:
-    parser.add_argument("--store", metavar="PATH", help=store_help)
+    parser.add_argument("--store", type=arguments.text, metavar="PATH", help=store_help)
     parser.add_argument("--format", default="table", choices=FORMATS, help="output format (default: table)")
 
 
@@ -116,7 +123,8 @@ def run_command(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from dlbench.runs import api
 
-    threshold = arguments.percent(args.quiet_threshold, "--quiet-threshold") if args.quiet_threshold else None
+    quiet = args.quiet_threshold
+    threshold = arguments.percent(quiet, "--quiet-threshold") if quiet is not None else None
     given = (("min_time_s", args.min_time), ("max_time_s", args.max_time), ("repeat", args.repeat),
              ("retries", args.retries), ("max_outside_share", threshold), ("wait_quiet_s", args.wait_quiet))
     measure = {k: v for k, v in given if v is not None}
@@ -129,8 +137,11 @@ def _run(args: argparse.Namespace) -> int:
         common["verify"] = False
     if args.memory_limit is not None:
         common["memory_limit"] = args.memory_limit
-    if args.resume:
-        plan = api.plan(resume=args.resume, **common)
+    if args.resume is not None:
+        plan = api.plan(args.target, resume=args.resume, backends=args.backends, precisions=args.precisions,
+                        modes=args.modes, sets=arguments.sets(args.sets) or None, device=args.device,
+                        cpus=arguments.cpus(args.cpus), options=arguments.options(args.options) or None,
+                        **common)  # fmt: skip
         if not plan.remaining:
             print(f"run {args.resume} has no missing cases", file=sys.stderr)
             print_run(api.load_run(args.resume, plan.store_path), args.format)

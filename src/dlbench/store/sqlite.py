@@ -99,39 +99,154 @@ def _finite(value: Any) -> Any:
     return value
 
 
-class Store:
-    def __init__(self, path: str | Path, create: bool = True) -> None:
-        self.path = Path(path)
-        if not create and not self.path.exists():
-            raise UsageError(f"no store at {str(self.path)!r} (run `dlbench run` first, or pass --store PATH)")
-        if self.path.is_dir():
-            raise UsageError(f"store path {str(self.path)!r} is a directory; expected an SQLite file")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=30)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self._check_schema()
-        except sqlite3.DatabaseError as exc:
-            raise UsageError(f"cannot read store {str(self.path)!r}: {exc} (expected a dlbench SQLite file)") from None
-        except OSError as exc:
-            raise UsageError(f"cannot open store {str(self.path)!r}: {exc.strerror or exc}") from None
+def _columns(db: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
 
-    def _check_schema(self) -> None:
+
+def _expected_columns() -> dict[str, set[str]]:
+    """The columns of each table of this schema version, read from _SCHEMA itself (one truth)."""
+    memory = sqlite3.connect(":memory:")
+    try:
+        memory.executescript(_SCHEMA)
+        tables = [r[0] for r in memory.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {table: _columns(memory, table) for table in tables}
+    finally:
+        memory.close()
+
+
+_EXPECTED = _expected_columns()
+_REQUIRED = ("meta", "runs", "results")  # every schema version has these; later ones are added on open
+
+
+class Store:
+    """One store file. `readonly` opens it for reading only (the read commands: `show`, `runs`, `report`,
+    `compare`): nothing is created, upgraded, switched to WAL or otherwise written, whatever the file holds.
+    Otherwise a missing file is created (owner-only, 0600: it holds the host name, argv and environment variables)
+    unless `create` is False, and an older store is upgraded in place. Either way a file that is not a dlbench
+    store, or is damaged inside, is a UsageError naming it."""
+
+    def __init__(self, path: str | Path, create: bool = True, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        where = str(self.path)[:200]
+        try:
+            exists = self.path.exists()
+            if self.path.is_dir():
+                raise UsageError(f"store path {where!r} is a directory; expected an SQLite file")
+            if exists and not self.path.is_file() and readonly:
+                raise UsageError(f"store path {where!r} is not a regular file; expected an SQLite file")
+        except OSError as exc:
+            raise UsageError(f"cannot open store {where!r}: {exc.strerror or exc}") from None
+        if not exists and (readonly or not create):
+            raise UsageError(f"no store at {where!r} (run `dlbench run` first, or pass --store PATH)")
+        try:
+            if readonly:
+                # No -wal file: everything is in the main file, and `immutable` keeps SQLite from creating the
+                # -wal/-shm pair a WAL store's reader otherwise makes. With one (a run is writing, or one was
+                # killed), read through it: its results are not in the main file yet.
+                live = Path(f"{self.path}-wal").exists()
+                self.db = sqlite3.connect(f"{self.path.absolute().as_uri()}?mode=ro{'' if live else '&immutable=1'}",
+                                          uri=True, timeout=30)  # fmt: skip
+            else:
+                if not exists:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    try:  # created owner-only before SQLite opens it (SQLite gives its -wal/-shm the same mode)
+                        os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+                    except FileExistsError:
+                        pass  # another process created it meanwhile: _initialise copes
+                self.db = sqlite3.connect(self.path, timeout=30)
+            self.tables = self._check_schema()
+        except sqlite3.DatabaseError as exc:
+            raise UsageError(f"cannot read store {where!r}: {exc} (expected a dlbench SQLite file)") from None
+        except OSError as exc:
+            raise UsageError(f"cannot open store {where!r}: {exc.strerror or exc}") from None
+        except BaseException:
+            if hasattr(self, "db"):
+                self.db.close()
+            raise
+
+    @staticmethod
+    def check(path: str | Path) -> None:
+        """UsageError unless a run could be written at `path`: an existing dlbench store (checked by reading it), or
+        no file yet in a folder that exists or can be made and written. Writes nothing: a command calls it before
+        it starts any work."""
+        path, where = Path(path), str(path)[:200]
+        if not str(path).strip():
+            raise UsageError("bad store path '': give a file path")
+        if len(path.name.encode()) > 255:
+            raise UsageError(f"bad store path {where!r}: file name too long")
+        try:
+            if path.exists() or path.is_symlink():
+                Store(path, readonly=True).close()
+                return
+            folder = path.parent
+            while not folder.exists():
+                folder = folder.parent
+        except OSError as exc:
+            raise UsageError(f"cannot create store {where!r}: {exc.strerror or exc}") from None
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            raise UsageError(f"cannot create store {where!r}: {str(folder)!r} is not a writable folder")
+
+    def _check_schema(self) -> set[str]:
+        """The tables the store has, after checking (and, for writing, creating or upgrading) its schema."""
+        where = str(self.path)[:200]
         tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables and self.readonly:
+            raise UsageError(f"{where!r} holds no dlbench store (an empty SQLite file): run `dlbench run` first")
         if tables and "meta" not in tables:
-            raise UsageError(f"{str(self.path)!r} is an SQLite file but not a dlbench store (tables: {sorted(tables)})")
-        with self.db:
-            self.db.executescript(_SCHEMA)
-            row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None:
-                self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) < SCHEMA_VERSION:  # older stores only lack tables the script above just created
-                self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise UsageError(
-                    f"store {str(self.path)!r} has schema version {row[0]}, newer than this dlbench's "
-                    f"{SCHEMA_VERSION}: upgrade dlbench"
-                )
+            raise UsageError(f"{where!r} is an SQLite file but not a dlbench store (tables: {sorted(tables)[:8]})")
+        if not self.readonly:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("BEGIN IMMEDIATE")  # one creator at a time; the others then find the schema made
+            try:
+                tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                if tables:
+                    self._check_version(tables)
+                for statement in _SCHEMA.split(";"):  # not executescript(): it would commit the transaction
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                self.db.commit()
+            except BaseException:
+                self.db.rollback()
+                raise
+            tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        else:
+            self._check_version(tables)
+        for table in tables & set(_EXPECTED):
+            missing = _EXPECTED[table] - _columns(self.db, table)
+            if missing:
+                raise UsageError(f"store {where!r} is damaged or not dlbench's: table {table} lacks column(s) "
+                                 f"{', '.join(sorted(missing))}")  # fmt: skip
+        return tables
+
+    def _check_version(self, tables: set[str]) -> None:
+        where = str(self.path)[:200]
+        missing = [t for t in _REQUIRED if t not in tables]
+        if missing:
+            raise UsageError(f"store {where!r} is damaged or not dlbench's: no table {missing[0]}")
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        try:
+            version = int(row[0]) if row is not None else None
+        except (TypeError, ValueError):
+            version = None
+        if version is None or version < 1:
+            shown = "none" if row is None else repr(row[0])[:40]
+            raise UsageError(f"store {where!r} is damaged or not dlbench's: schema version {shown} (expected an "
+                             f"integer from 1 to {SCHEMA_VERSION})")  # fmt: skip
+        if version > SCHEMA_VERSION:
+            raise UsageError(f"store {where!r} has schema version {version}, newer than this dlbench's "
+                             f"{SCHEMA_VERSION}: upgrade dlbench")  # fmt: skip
+
+    def _loads(self, text: Any, what: str, kind: type = dict) -> Any:
+        """A stored JSON value of the expected kind; UsageError naming the store and the row when it is not."""
+        try:
+            value = json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"store {str(self.path)[:200]!r} is damaged: {what} is not valid JSON ({exc})") from None
+        if not isinstance(value, kind):
+            raise UsageError(f"store {str(self.path)[:200]!r} is damaged: {what} is not a JSON {kind.__name__}")
+        return value
 
     def close(self) -> None:
         self.db.close()
@@ -179,8 +294,12 @@ class Store:
         names = [d[0] for d in self.db.execute("SELECT * FROM runs LIMIT 0").description]
         run = dict(zip(names, row, strict=True))
         for key in ("plan", "settings", "fingerprint"):
-            run[key] = json.loads(run[key])
-        run["plan"] = [Case.from_dict(c) for c in run["plan"]]
+            run[key] = self._loads(run[key], f"run {run['run_id']!r}'s {key}", list if key == "plan" else dict)
+        try:
+            run["plan"] = [Case.from_dict(c) for c in run["plan"]]
+        except (AttributeError, KeyError, TypeError, ValueError):
+            raise UsageError(f"store {str(self.path)[:200]!r} is damaged: run {run['run_id']!r}'s plan holds a "
+                             "malformed case") from None  # fmt: skip
         return run
 
     # -- results ------------------------------------------------------------------------------------------
@@ -197,7 +316,7 @@ class Store:
 
     def results(self, run_id: str) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT document FROM results WHERE run_id=? ORDER BY seq", (run_id,))
-        return [json.loads(r[0]) for r in rows]
+        return [self._loads(r[0], f"a result of run {run_id!r}") for r in rows]
 
     def add_attempt(self, run_id: str, case: Case, repetition: int, attempt: int, document: dict[str, Any]) -> bool:
         """Write one process's result for a case and commit at once. False if that slot already has one."""
@@ -211,11 +330,13 @@ class Store:
 
     def attempts(self, run_id: str) -> dict[str, list[dict[str, Any]]]:
         """case key -> its attempts' documents, by repetition then attempt."""
+        if "attempts" not in self.tables:  # an older store, read without upgrading it
+            return {}
         out: dict[str, list[dict[str, Any]]] = {}
         rows = self.db.execute("SELECT case_key, document FROM attempts WHERE run_id=? "
                                "ORDER BY case_key, repetition, attempt", (run_id,))  # fmt: skip
         for key, doc in rows:
-            out.setdefault(key, []).append(json.loads(doc))
+            out.setdefault(key, []).append(self._loads(doc, f"an attempt of run {run_id!r}"))
         return out
 
     def add_verification(self, run_id: str, group_key: str, document: dict[str, Any]) -> None:
@@ -225,8 +346,10 @@ class Store:
             )
 
     def verifications(self, run_id: str) -> dict[str, dict[str, Any]]:
+        if "verifications" not in self.tables:  # an older store, read without upgrading it
+            return {}
         rows = self.db.execute("SELECT group_key, document FROM verifications WHERE run_id=?", (run_id,))
-        return {key: json.loads(doc) for key, doc in rows}
+        return {key: self._loads(doc, f"a verification of run {run_id!r}") for key, doc in rows}
 
     def done_keys(self, run_id: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT case_key FROM results WHERE run_id=?", (run_id,))}
@@ -244,10 +367,12 @@ class Store:
 
     def findings(self, run_id: str, kind: str) -> dict[str, dict[str, Any]]:
         """A run's findings of one kind, key -> document, in the order they were recorded."""
+        if "findings" not in self.tables:  # an older store, read without upgrading it
+            return {}
         rows = self.db.execute(
             "SELECT key, document FROM findings WHERE run_id=? AND kind=? ORDER BY recorded_at, key", (run_id, kind)
         )
-        return {key: json.loads(doc) for key, doc in rows}
+        return {key: self._loads(doc, f"a {kind} finding of run {run_id!r}") for key, doc in rows}
 
     def runs_with_findings(self, run_ids: list[str], kind: str) -> list[str]:
         """Of `run_ids`, those holding findings of `kind`; if none does, the newest run in the store that does; else
@@ -260,8 +385,41 @@ class Store:
 
     def latest_run_with(self, kind: str) -> str | None:
         """The newest run holding findings of this kind (None if there is none): what a report shows by default."""
+        if "findings" not in self.tables:  # an older store, read without upgrading it
+            return None
         row = self.db.execute(
             "SELECT f.run_id FROM findings f JOIN runs r USING (run_id) WHERE f.kind=? "
             "ORDER BY r.created_at DESC, r.run_id DESC LIMIT 1", (kind,)
         ).fetchone()
         return None if row is None else str(row[0])
+
+    # -- ownership: which process is running a run ---------------------------------------------------------
+
+    def claim_run(self, run_id: str, owner: dict[str, Any], replacing: dict[str, Any] | None = None) -> bool:
+        """Record `owner` (a JSON-able identity of the process running the run) in `meta` as `owner:<run_id>`, if
+        the run's current owner record is still `replacing` (None: no record): a compare-and-swap in one write
+        transaction, so of two processes resuming a run at once only one claims it. False (nothing written) if the
+        record changed meanwhile. Whether an owner still lives is the caller's to judge (runner/session.py)."""
+        key = f"owner:{run_id}"
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+            if (json.loads(row[0]) if row is not None else None) != replacing:
+                self.db.rollback()
+                return False
+            self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, _dumps(owner)))
+            self.db.commit()
+        except BaseException:
+            self.db.rollback()
+            raise
+        return True
+
+    def owner(self, run_id: str) -> dict[str, Any] | None:
+        """The owner record claim_run() wrote for the run; None when no process has claimed it (or it released)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (f"owner:{run_id}",)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def release_run(self, run_id: str) -> None:
+        """Forget the run's owner: its session has ended."""
+        with self.db:
+            self.db.execute("DELETE FROM meta WHERE key=?", (f"owner:{run_id}",))

@@ -7,14 +7,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dlbench.backends import BACKENDS
+from dlbench.backends import BACKENDS, check_options
 from dlbench.core.cases import DEVICES, MODES, Case, split_spec
 from dlbench.core.errors import UsageError, check_names, unknown
 from dlbench.core.precisions import PRECISIONS
 from dlbench.measure.env import cuda_available
 from dlbench.runner.environments import find_env
 from dlbench.runner.interpreters import check_spec
-from dlbench.suites.suite import Experiment, Suite, load_suite
+from dlbench.suites.suite import MAX_CASES, Experiment, Suite, load_suite
 from dlbench.workloads import WORKLOADS
 
 
@@ -78,6 +78,7 @@ def plan_cases(
             experiment.precisions = check_names("precision", list(precisions), PRECISIONS)
         if modes:
             experiment.modes = check_names("mode", list(modes), MODES)
+    check_options(backends, options)
     cases = [
         Case(e.workload, size, backend, precision, mode, suite.device, options=dict(options or {}), env=tag)
         for backend, tag in map(split_spec, backends)
@@ -89,6 +90,9 @@ def plan_cases(
     ]
     skipped = [f"{b} leaves out {e.describe()}: {e.skip[split_spec(b)[0]]}"
                for e in suite.experiments for b in backends if split_spec(b)[0] in e.skip]  # fmt: skip
+    if len(cases) > MAX_CASES:
+        raise UsageError(f"the run would hold {len(cases):,} cases, more than the {MAX_CASES:,} a run may hold "
+                         "(fewer backends, sizes or precisions; or several runs)")  # fmt: skip
     if skipped:  # the note is stored with the run and printed with its tables: no empty cell goes unexplained
         suite.note = " ".join([suite.note, "Not run in this suite:", "; ".join(skipped) + "."]).strip()
     return suite, cases

@@ -27,6 +27,7 @@ A suite file:
 from __future__ import annotations
 
 import itertools
+import math
 import tomllib
 from dataclasses import dataclass, field, fields
 from importlib import resources
@@ -39,6 +40,8 @@ from dlbench.core.errors import UsageError, check_names, unknown
 from dlbench.core.precisions import PRECISIONS
 from dlbench.runner.environments import NAME_PATTERN
 from dlbench.workloads import WORKLOADS, get_workload
+
+MAX_CASES = 10_000  # cases one run may hold: beyond it, a grid typed wrong (3000 × 3000) would plan for hours
 
 
 @dataclass
@@ -61,6 +64,10 @@ class Experiment:
         """Every size of the grid, validated and completed with the workload's defaults."""
         workload = get_workload(self.workload)
         names = list(self.sizes)
+        count = math.prod(len(v) for v in self.sizes.values())
+        if count > MAX_CASES:
+            raise UsageError(f"a {self.workload} grid of {count:,} sizes: more than the {MAX_CASES:,} cases a run "
+                             "may hold (split it into several runs)")  # fmt: skip
         combos = itertools.product(*self.sizes.values())
         return [workload.size(dict(zip(names, combo, strict=True))) for combo in combos]
 
@@ -89,10 +96,20 @@ def suite_names() -> list[str]:
 def load_suite(name_or_path: str) -> Suite:
     """A built-in suite by name, or a suite file by path. UsageError on anything malformed."""
     path = Path(name_or_path)
-    if name_or_path.endswith(".toml") or path.is_file():
-        if not path.is_file():
-            raise UsageError(f"suite file {name_or_path!r} does not exist")
-        text, name, where = path.read_text(), path.stem, name_or_path
+    try:
+        is_file = path.is_file()
+    except OSError as exc:  # a name too long for the file system
+        raise UsageError(f"bad suite {name_or_path[:80]!r}: {exc.strerror or exc}") from None
+    if name_or_path.endswith(".toml") or is_file:
+        if not is_file:
+            raise UsageError(f"suite file {name_or_path[:200]!r} does not exist")
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read suite file {name_or_path!r}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"malformed suite file {name_or_path!r}: not UTF-8 text (byte {exc.start})") from None
+        name, where = path.stem, name_or_path
     elif name_or_path in suite_names():
         text = resources.files("dlbench.suites").joinpath(f"{name_or_path}.toml").read_text()
         name, where = name_or_path, f"built-in suite {name_or_path!r}"
@@ -105,11 +122,22 @@ def load_suite(name_or_path: str) -> Suite:
     return parse_suite(name, data, where)
 
 
-def _list(value: Any, what: str, where: str) -> list[Any]:
-    if isinstance(value, (str, int)):
-        return [value]
-    if not isinstance(value, list) or not value:
-        raise UsageError(f"malformed suite {where}: {what} must be a non-empty list, got {value!r}")
+def _list(value: Any, what: str, where: str, kind: type = str) -> list[Any]:
+    """A non-empty list of `kind` (str: names; int: sizes, each once), or one such value; else UsageError."""
+    items = [value] if isinstance(value, (str, int)) and not isinstance(value, bool) else value
+    if (not isinstance(items, list) or not items
+            or not all(isinstance(v, kind) and not isinstance(v, bool) for v in items)):
+        noun = "names" if kind is str else "integers"
+        raise UsageError(f"malformed suite {where}: {what} must be a non-empty list of {noun}, got {value!r:.80}")
+    if kind is int and len(set(items)) < len(items):
+        raise UsageError(f"malformed suite {where}: {what} repeats a value ({value!r:.80}); each size is one case")
+    return items
+
+
+def _text(data: dict[str, Any], key: str, where: str, default: str = "") -> str:
+    value = data.get(key, default)
+    if not isinstance(value, str):
+        raise UsageError(f"malformed suite {where}: {key} must be a string, got {value!r:.80}")
     return value
 
 
@@ -119,10 +147,15 @@ def parse_suite(name: str, data: dict[str, Any], where: str) -> Suite:
     for key in data:
         if key not in allowed:
             raise UsageError(f"malformed suite {where}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
-    device = data.get("device", "cpu")
+    device = _text(data, "device", where, "cpu")
     if device not in DEVICES:
         raise unknown("device", str(device), DEVICES)
+    timeout_s = data.get("timeout_s", 600.0)
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not 0 < timeout_s < math.inf:
+        raise UsageError(f"malformed suite {where}: timeout_s must be a number of seconds > 0, got {timeout_s!r:.40}")
     measure_fields = {f.name for f in fields(MeasureConfig)}
+    if not isinstance(data.get("measure", {}), dict):
+        raise UsageError(f"malformed suite {where}: measure must be a [measure] table, got {data['measure']!r:.40}")
     measure = dict(data.get("measure", {}))
     for key in measure:
         if key not in measure_fields:
@@ -139,8 +172,8 @@ def parse_suite(name: str, data: dict[str, Any], where: str) -> Suite:
     if not isinstance(raw, list) or not raw:
         raise UsageError(f"malformed suite {where}: needs at least one [[experiments]] table")
     for item in raw:
-        if not isinstance(item, dict) or "workload" not in item:
-            raise UsageError(f"malformed suite {where}: every [[experiments]] table needs a workload")
+        if not isinstance(item, dict) or not isinstance(item.get("workload"), str):
+            raise UsageError(f"malformed suite {where}: every [[experiments]] table needs a workload (a name)")
         keys = ("workload", "sizes", "precisions", "modes", "backends", "skip")
         extra = set(item) - set(keys)
         if extra:
@@ -151,7 +184,10 @@ def parse_suite(name: str, data: dict[str, Any], where: str) -> Suite:
             raise UsageError(f"malformed suite {where}: experiments.skip must map backend names to a reason, "
                              f"got {skip!r}")  # fmt: skip
         get_workload(item["workload"])
-        sizes = {k: _list(v, f"sizes.{k}", where) for k, v in dict(item.get("sizes", {})).items()}
+        if not isinstance(item.get("sizes", {}), dict):
+            raise UsageError(f"malformed suite {where}: sizes must be an [experiments.sizes] table, "
+                             f"got {item['sizes']!r:.40}")  # fmt: skip
+        sizes = {k: _list(v, f"sizes.{k}", where, int) for k, v in item.get("sizes", {}).items()}
         experiment = Experiment(
             workload=item["workload"],
             sizes=sizes,
@@ -167,8 +203,8 @@ def parse_suite(name: str, data: dict[str, Any], where: str) -> Suite:
         experiments.append(experiment)
     try:
         return Suite(
-            name=name, experiments=experiments, description=str(data.get("description", "")), device=device,
-            note=str(data.get("note", "")), timeout_s=float(data.get("timeout_s", 600.0)),
+            name=name, experiments=experiments, description=_text(data, "description", where), device=device,
+            note=_text(data, "note", where), timeout_s=float(timeout_s),
             measure=MeasureConfig(**measure),
             backends=[get_backend(b).name for b in _list(data["backends"], "backends", where)]
             if "backends" in data else None,

@@ -44,12 +44,12 @@ def add_parsers(sub: Any, store_help: str) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=arguments.seconds,
         default=TIMEOUT_S,
         metavar="S",
         help=f"per-probe timeout in seconds (default {TIMEOUT_S:g})",
     )
-    parser.add_argument("--store", metavar="PATH", help=store_help)
+    parser.add_argument("--store", type=arguments.text, metavar="PATH", help=store_help)
     parser.add_argument("--format", default="table", choices=FORMATS, help="output format (default: table)")
 
 
@@ -67,7 +67,7 @@ def run_command(args: argparse.Namespace) -> int:
     from dlbench.usability import api, section
 
     run_id = api.run(args.backends, args.workloads, args.parts, args.store, args.timeout, _progress, args.paths)
-    db = Store(args.store or default_store_path(), create=False)
+    db = Store(args.store or default_store_path(), readonly=True)
     try:
         usability, exports = section.load(db, [run_id])
     finally:

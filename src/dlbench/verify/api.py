@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from dlbench.backends import BACKENDS
+from dlbench.backends import BACKENDS, check_options
 from dlbench.core.cases import DEVICES, Case, split_spec
 from dlbench.core.errors import UsageError, check_names, unknown
 from dlbench.core.precisions import PRECISIONS
@@ -41,6 +41,7 @@ def run(
                                                 if info.available()[0] or find_env(n)]  # fmt: skip
     for name in backends:
         check_spec(name)
+    check_options(backends, options)
     workloads = check_names("workload", list(workloads or WORKLOADS), tuple(WORKLOADS))
     precisions = check_names("precision", list(precisions or PRECISIONS), PRECISIONS)
     if device not in DEVICES:

@@ -10,6 +10,7 @@ from typing import Any
 from dlbench.backends import BACKENDS
 from dlbench.core import arguments
 from dlbench.core.cases import DEVICES
+from dlbench.core.errors import UsageError
 from dlbench.core.precisions import FORWARD_TOLERANCE, GRADIENT_TOLERANCE, PRECISIONS
 from dlbench.core.tables import Table, print_tables
 from dlbench.runner.verification import describe
@@ -35,7 +36,8 @@ def add_parsers(sub: Any, store_help: str) -> None:
     verify.add_argument("--set", "--sizes", action="append", metavar="KEY=V", dest="sets",
                         help="override a verification size, e.g. --set hidden=64 --set image=64")
     verify.add_argument("--device", default="cpu", help=f"one of: {', '.join(DEVICES)} (default: cpu)")
-    verify.add_argument("--timeout", type=float, default=600.0, metavar="S", help="per-check timeout (default 600)")
+    verify.add_argument("--timeout", type=arguments.seconds, default=600.0, metavar="S",
+                        help="per-check timeout (default 600)")
     verify.add_argument("--cpus", help=arguments.CPUS_HELP)
     verify.add_argument("--option", action="append", metavar="KEY=VALUE", dest="options",
                         help="a backend option (as for run)")
@@ -48,7 +50,11 @@ def run_command(args: argparse.Namespace) -> int:
 
     from dlbench.verify import api
 
-    sets = {k: v[0] for k, v in arguments.sets(args.sets).items()}
+    given = arguments.sets(args.sets)
+    for key, values in given.items():
+        if len(values) > 1:
+            raise UsageError(f"bad --set {key}={','.join(map(str, values))}: verify checks one size (give one value)")
+    sets = {k: v[0] for k, v in given.items()}
     console = Console(stderr=True)
     pythons, envs = arguments.interpreter_options(args)
     records = api.run(args.backends, workloads=args.workloads, precisions=args.precisions, sets=sets,

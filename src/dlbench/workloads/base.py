@@ -21,6 +21,7 @@ class SizeParam:
     help: str
     minimum: int = 1
     multiple_of: int = 1
+    maximum: int = 2**24  # beyond it a value is a typo, not a size any device holds (and would overflow int32 shapes)
 
 
 class Workload:
@@ -50,8 +51,8 @@ class Workload:
             value = given.get(p.name, p.default)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise UsageError(f"bad size {p.name}={value!r} for {self.name}: must be an integer")
-            if value < p.minimum or value % p.multiple_of:
-                rule = f"an integer ≥ {p.minimum}"
+            if not p.minimum <= value <= p.maximum or value % p.multiple_of:
+                rule = f"an integer from {p.minimum} to {p.maximum}"
                 if p.multiple_of > 1:
                     rule += f" and a multiple of {p.multiple_of}"
                 raise UsageError(f"bad size {p.name}={value} for {self.name}: must be {rule}")

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from dlbench.backends.registry import BackendInfo, Framework
 
+LSTM_PROJECTIONS = ("auto", "hoisted", "per_step")  # the jax backend's `lstm_projection` option (backend.py: why)
+
 FRAMEWORK = Framework(
     name="jax", label="JAX", requires=("jax", "jaxlib"), install="pip install 'dlbench[jax]'",
     backends=(
         BackendInfo("jax", "dlbench.backends.jax.backend:JaxBackend", "JAX",
                     description="jax.jit; LSTM with lax.scan, convs with lax.conv_general_dilated",
                     layers="jit", idiom="jax.jit", exports=("jax.export", "stablehlo-text", "jax2tf-saved_model"),
+                    options={"lstm_projection": LSTM_PROJECTIONS},
                     code_parts={"lstm": ("lstm",), "vgg16": ("vgg16_body",), "step": ("JaxBackend.prepare",)}),
     ),
     layers="dlbench.backends.jax.layers", usability="dlbench.backends.jax.usability",

@@ -6,7 +6,7 @@ writes them.
 - lstm: `lax.scan` over the time steps. The input projection x_t @ W_ih.T does not depend on h, so the textbook
   form computes it for all steps as one matmul before the scan ("hoisted"); on the CPU at hidden <= 256 XLA runs
   it faster inside the scan body ("per_step"), so that is what option lstm_projection="auto" picks there (the
-  measurements are at LSTM_PROJECTIONS below); `--option lstm_projection=hoisted|per_step` forces either.
+  measurements are at _PER_STEP_MAX_HIDDEN_CPU below); `--option lstm_projection=hoisted|per_step` forces either.
 - vgg16: `lax.conv_general_dilated` with dimension numbers NCHW/OIHW (the workload's layout) and
   `lax.reduce_window` max-pooling. Dimension numbers are logical: XLA's layout assignment picks the physical
   layout per device, and `settings()` records it from the compiled HLO (XLA CPU: NHWC, "b01f_01io->b01f",
@@ -44,8 +44,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from dlbench.backends import get_backend
 from dlbench.backends.base import Backend, Step
-from dlbench.backends.jax import helpers  # sets XLA_PYTHON_CLIENT_PREALLOCATE, read when jax starts a GPU client
+from dlbench.backends.jax import (  # helpers sets XLA_PYTHON_CLIENT_PREALLOCATE, read when jax starts a GPU client
+    LSTM_PROJECTIONS,
+    helpers,
+)
 from dlbench.core.cases import Case
 from dlbench.workloads import vgg16
 from dlbench.workloads.base import Workload
@@ -106,9 +110,8 @@ MODELS = {"lstm": lstm, "vgg16": vgg16_body}
 # AVX-512, 1 thread, seq_len 30, CPU time of one forward pass, per-step vs hoisted): batch 32, hidden 64: 1.0 vs
 # 1.7 ms; 128: 3.3 vs 4.4; 256: 12.6 vs 14.5; 512: 76 vs 58 (batch 8, hidden 512: 36 vs 21). Train time was the
 # same either way at 128 and 256. (`scan(unroll=True)` was no answer: 15-90 s to compile train, slower steps.)
-LSTM_PROJECTIONS = ("auto", "hoisted", "per_step")
 _PER_STEP_MAX_HIDDEN_CPU = 256
-OPTIONS = ("lstm_projection",)
+OPTIONS = tuple(get_backend("jax").options)
 
 _DIM_LABELS = re.compile(r"\sconvolution\([^\n]*dim_labels=(\S+?),")
 

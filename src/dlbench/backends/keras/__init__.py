@@ -21,7 +21,7 @@ def _keras(engine: str, label: str, requires: tuple[str, ...], idiom: str) -> Ba
         f"keras-{engine}", f"dlbench.backends.keras.engines:Keras{cls}Backend", label, requires=("keras", *requires),
         install=f"pip install 'dlbench[keras,{engine}]'",
         description=f"Keras 3 layers (LSTM, Conv2D) on the {label.removeprefix('Keras 3 on ')} backend",
-        layers=engine, idiom=idiom, exports=_EXPORTS,
+        layers=engine, idiom=idiom, exports=_EXPORTS, options={"data_format": ("channels_last", "channels_first")},
         code_parts={"lstm": (f"{_MODELS}:_build_lstm",), "vgg16": (f"{_MODELS}:_build_vgg16",),
                     "step": (f"{_MODELS}:KerasBackend.prepare", f"{_MODELS}:KerasBackend.loss",
                              f"_Keras{cls}.compile_steps")},

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dlbench.backends.registry import BackendInfo, Framework
 
+FAULTS: tuple[str, ...] = ("crash", "exit", "hang", "raise", "oom")  # the numpy backend's `fault` option
 FRAMEWORK = Framework(
     name="numpy", label="NumPy", requires=("numpy",), install="pip install numpy",
     backends=(
         BackendInfo("numpy", "dlbench.backends.numpy.backend:NumpyBackend", "NumPy", harness=True,
-                    description="float64 reference (verify) and a harness backend that needs no framework"),
+                    description="float64 reference (verify) and a harness backend that needs no framework",
+                    options={"fault": FAULTS, "sleep_s": (), "hold_mib_per_sample": ()}),
     ),
 )  # fmt: skip

@@ -15,14 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from dlbench.backends import get_backend
 from dlbench.backends.base import Backend, Step, Unsupported
+from dlbench.backends.numpy import FAULTS
 from dlbench.core.cases import Case
 from dlbench.workloads import numpy_math
 from dlbench.workloads.base import Workload
 
 _DTYPES: dict[str, type[np.floating[Any]]] = {"fp32": np.float32, "fp16": np.float16}
-FAULTS: tuple[str, ...] = ("crash", "exit", "hang", "raise", "oom")
-OPTIONS: tuple[str, ...] = ("fault", "sleep_s", "hold_mib_per_sample")
+OPTIONS: tuple[str, ...] = tuple(get_backend("numpy").options)
 
 # Bytes that no machine can allocate: 2**60 is beyond even a 57-bit (5-level paging) address space, so the
 # allocation fails up front, a real MemoryError from NumPy, even with memory overcommit, touching no memory.
