@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
 import sqlite3
 import time
 from pathlib import Path
@@ -155,7 +156,7 @@ class Store:
                     except FileExistsError:
                         pass  # another process created it meanwhile: _initialise copes
                 self.db = sqlite3.connect(self.path, timeout=30)
-            self.tables = self._check_schema()
+            self.tables = self._check_schema_retrying()
         except sqlite3.DatabaseError as exc:
             raise UsageError(f"cannot read store {where!r}: {exc} (expected a dlbench SQLite file)") from None
         except OSError as exc:
@@ -186,6 +187,18 @@ class Store:
             raise UsageError(f"cannot create store {where!r}: {exc.strerror or exc}") from None
         if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
             raise UsageError(f"cannot create store {where!r}: {str(folder)!r} is not a writable folder")
+
+    def _check_schema_retrying(self) -> set[str]:
+        """_check_schema, again while another process holds the lock: SQLite answers "database is locked" without
+        waiting when two connections would deadlock (two creators switching a new file to WAL at once)."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return self._check_schema()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01 + 0.05 * secrets.randbelow(100) / 100)
 
     def _check_schema(self) -> set[str]:
         """The tables the store has, after checking (and, for writing, creating or upgrading) its schema."""
