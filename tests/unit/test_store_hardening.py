@@ -13,11 +13,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from synthetic import make_run  # noqa: E402
-
 from dlbench.cli import main  # noqa: E402
 from dlbench.core.cases import Case  # noqa: E402
 from dlbench.store import Store  # noqa: E402
+from synthetic import make_run  # noqa: E402
 
 PLAN = [Case("lstm", {"seq_len": 2, "batch": 2, "hidden": 4}, "numpy", "fp32", "forward")]
 
