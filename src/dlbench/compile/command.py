@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from dlbench.core import arguments
+from dlbench.core.text import printable
 
 COMMANDS = ("compile",)
 FORMATS = ("table", "markdown", "json")
@@ -71,7 +72,7 @@ def _progress(start: str, case: Any, entry: dict[str, Any] | None) -> None:
         detail = f"first step {seconds(entry.get('first_step_s'))} s (setup {seconds(entry.get('setup_s'))} s)"
     else:
         detail = f"{entry['status']}: {(entry.get('error') or '').splitlines()[0][:160] if entry.get('error') else ''}"
-    print(f"{case.key} {start}: {detail}", file=sys.stderr, flush=True)
+    print(printable(f"{case.key} {start}: {detail}"), file=sys.stderr, flush=True)
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from dlbench.backends import BACKENDS
 from dlbench.core import arguments
 from dlbench.core.cases import DEVICES, MODES
 from dlbench.core.precisions import PRECISIONS
+from dlbench.core.text import printable
 from dlbench.core.units import SIZE_HELP
 from dlbench.workloads import WORKLOADS
 
@@ -73,8 +74,9 @@ def run_command(args: argparse.Namespace) -> int:
     def on_probe(case: Any, record: dict[str, Any]) -> None:
         memory = format_size(record["memory_bytes"]) if record.get("memory_bytes") else "—"
         detail = f": {record['error'][:160]}" if record.get("error") else ""
-        console.print(f"{case.backend} {case.precision} {case.mode} batch {case.batch}: {record['status']}, "
-                      f"peak {memory}, {record.get('wall_s') or 0:.1f} s{detail}", highlight=False, markup=False)
+        console.print(printable(f"{case.backend} {case.precision} {case.mode} batch {case.batch}: {record['status']}, "
+                                f"peak {memory}, {record.get('wall_s') or 0:.1f} s{detail}"), highlight=False,
+                      markup=False)  # fmt: skip
 
     result = api.run(
         args.workload, args.backends, precisions=args.precisions, modes=args.modes, sets=arguments.sets(args.sets),
@@ -88,6 +90,6 @@ def run_command(args: argparse.Namespace) -> int:
     else:
         print_tables([findings_table(findings, f"Largest batch that fits (run {result.run_id})")], args.format)
         for line in fp16_sentences(findings):
-            print(f"- {line}" if args.format == "markdown" else line)
+            print(printable(f"- {line}" if args.format == "markdown" else line))
     print(f"stored as run {result.run_id} in {result.store_path}", file=sys.stderr)
     return 0

@@ -12,6 +12,7 @@ from typing import Any
 
 from dlbench.backends import BACKENDS
 from dlbench.core import arguments
+from dlbench.core.text import printable
 
 COMMANDS = ("probe",)
 FORMATS = ("table", "markdown", "json")
@@ -58,8 +59,9 @@ def run_command(args: argparse.Namespace) -> int:
     err = Console(stderr=True, highlight=False)
 
     def progress(doc: dict[str, Any]) -> None:
-        err.print(f"{doc['backend']} {doc['device']} {doc['precision']} {doc['layer']}: forward "
-                  f"{cell_text(doc['forward'])}, backward {cell_text(doc['backward'])}", markup=False)  # fmt: skip
+        err.print(printable(f"{doc['backend']} {doc['device']} {doc['precision']} {doc['layer']}: forward "
+                            f"{cell_text(doc['forward'])}, backward {cell_text(doc['backward'])}"),
+                  markup=False)  # fmt: skip
 
     run_id, findings = api.run(args.backends, precisions=args.precisions, layers=args.layers, device=args.device,
                              store=args.store, timeout_s=args.timeout, cpus=arguments.cpus(args.cpus),

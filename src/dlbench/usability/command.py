@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from dlbench.core import arguments
+from dlbench.core.text import printable
 
 COMMANDS = ("usability",)
 FORMATS = ("table", "markdown", "json")
@@ -59,7 +60,7 @@ def _progress(kind: str, key: str, document: dict[str, Any]) -> None:
     detail = f"{status}" + (f", {outcome}" if outcome else "")
     if status != "ok":
         detail += f": {str(document.get('error') or '').strip()[:120]}"
-    print(f"{kind} {key}: {detail}", file=sys.stderr)
+    print(printable(f"{kind} {key}: {detail}"), file=sys.stderr)
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from dlbench.core.cases import DEVICES
 from dlbench.core.errors import UsageError
 from dlbench.core.precisions import FORWARD_TOLERANCE, GRADIENT_TOLERANCE, PRECISIONS
 from dlbench.core.tables import Table, print_tables
+from dlbench.core.text import printable
 from dlbench.runner.verification import describe
 from dlbench.workloads import WORKLOADS
 
@@ -60,9 +61,10 @@ def run_command(args: argparse.Namespace) -> int:
     records = api.run(args.backends, workloads=args.workloads, precisions=args.precisions, sets=sets,
                       device=args.device, timeout_s=args.timeout, cpus=arguments.cpus(args.cpus),
                       options=arguments.options(args.options), pythons=pythons, envs=envs,
-                      on_note=lambda text: console.print(text, highlight=False, markup=False),
-                      on_record=lambda r: console.print(f"{r['backend']} {r['workload']} {r['precision']}: "
-                                                        f"{describe(r)}", highlight=False, markup=False))  # fmt: skip
+                      on_note=lambda text: console.print(printable(text), highlight=False, markup=False),
+                      on_record=lambda r: console.print(printable(f"{r['backend']} {r['workload']} {r['precision']}: "
+                                                                  f"{describe(r)}"), highlight=False,
+                                                        markup=False))  # fmt: skip
     failed = [r for r in records if r["status"] != "unsupported" and not r["passed"]]
     if args.format == "json":
         print(json.dumps(records, indent=1, default=str))
