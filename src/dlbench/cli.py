@@ -20,6 +20,7 @@ from typing import Any
 from dlbench._version import __version__
 from dlbench.core.errors import UsageError
 from dlbench.core.text import printable
+from dlbench.runner.faults import RunFailed
 from dlbench.store import default_store_path
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
@@ -84,8 +85,26 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("dlbench: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        return 0
+    except BrokenPipeError as exc:
+        # Only a reader of stdout that went away (`dlbench show | head`) is not a failure; a pipe to a worker that
+        # broke is a fault. A pipe whose reader is gone polls POLLERR on its write end: that tells the two apart.
+        import os
+        import select
+
+        try:
+            poller = select.poll()
+            poller.register(sys.stdout.fileno(), select.POLLOUT)
+            stdout_gone = any(e & (select.POLLERR | select.POLLHUP) for _, e in poller.poll(0))
+        except (AttributeError, OSError, ValueError):
+            stdout_gone = False
+        if stdout_gone:  # nothing more can be written there; nor must Python's exit flush complain about it
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        print(f"dlbench: error: {printable(exc)} (a pipe other than stdout broke)", file=sys.stderr)
+        return 1
+    except RunFailed as exc:  # a fault of the store or the workers ended the run: one line, what is stored kept
+        print(f"dlbench: error: {printable(exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -5,6 +5,12 @@ Two isolations, both one process per case:
 - "spawn": a fresh interpreter per case (pays the framework import every time; for backends not fork-safe).
 With a memory limit, the parent also watches the case's RSS while it waits and kills it at the cap (`oom`):
 see runner/memory_limit.py.
+
+A serving worker can die under a case (the kernel's OOM killer sends SIGKILL to the biggest process, which may be
+the server rather than its child): the parent notices within POLL_S, kills the orphaned case, records it as an error
+naming the signal, and starts a new server for the next case. After MAX_SERVER_RESTARTS restarts it gives up on
+the backend: its remaining cases are errors, and `fault` says why (the session marks the run failed). Workers die
+with their parent (runner/worker.py), so a `kill -9` of dlbench leaves none behind.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from dlbench.runner.protocol import PROTOCOL_VERSION, ProtocolError, decode
 
 START_TIMEOUT_S = 600.0  # importing a framework on a cold disk can take minutes
 GRACE_S = 10.0  # how long a killed worker may take to be reported dead
+MAX_SERVER_RESTARTS = 3  # a backend whose serving worker dies more often than this gets no more cases
 
 
 class _Reader:
@@ -109,12 +116,15 @@ class WorkerClient:
         self.reader: _Reader | None = None
         self.import_s: float | None = None
         self.counter = 0
+        self.server_deaths: list[str] = []  # why each serving worker died under us (not killed by us)
+        self.fault: str | None = None  # set once this backend is given up: why; its remaining cases are errors
 
     # -- process plumbing ---------------------------------------------------------------------------------
 
     def _popen(self, extra: list[str], log: Path) -> tuple[subprocess.Popen[bytes], _Reader]:
         read_fd, write_fd = os.pipe()
-        command = [self.python, "-m", "dlbench.runner.worker", "--result-fd", str(write_fd), *extra]
+        command = [self.python, "-m", "dlbench.runner.worker", "--result-fd", str(write_fd),
+                   "--parent-pid", str(os.getpid()), *extra]  # fmt: skip
         if self.cpus:
             command += ["--cpus", ",".join(map(str, self.cpus))]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1", **self.env}
@@ -142,6 +152,8 @@ class WorkerClient:
         return True
 
     def close(self) -> None:
+        """Kill the serving worker (its process group) and free its pipes. Never raises: the worker may be dead
+        already, and closing its stdin then fails to flush a request it never read (BrokenPipeError)."""
         if self.server is not None:
             _kill_group(self.server.pid)
             try:
@@ -149,10 +161,39 @@ class WorkerClient:
             except subprocess.TimeoutExpired:
                 pass
             if self.server.stdin:
-                self.server.stdin.close()
+                try:
+                    self.server.stdin.close()
+                except OSError:
+                    pass
         if self.reader is not None:
-            os.close(self.reader.fd)
+            try:
+                os.close(self.reader.fd)
+            except OSError:
+                pass
         self.server, self.reader = None, None
+
+    def _server_lost(self) -> str:
+        """The serving worker ended without being asked: reap it, count it (giving up on the backend after
+        MAX_SERVER_RESTARTS restarts) and say how it died."""
+        assert self.server is not None
+        try:
+            code: int | None = self.server.wait(GRACE_S)
+        except subprocess.TimeoutExpired:
+            code = None
+        if code is None:
+            what = "serving worker stopped answering"
+        elif code < 0:
+            what = f"serving worker killed by {_signal_name(code)}"
+            if code == -signal.SIGKILL:
+                what += " (not sent by dlbench: the kernel's out-of-memory killer is the usual sender)"
+        else:
+            what = f"serving worker exited with status {code}"
+        self.close()
+        self.server_deaths.append(what)
+        if len(self.server_deaths) > MAX_SERVER_RESTARTS:
+            self.fault = (f"the {self.backend} serving worker died {len(self.server_deaths)} times (last: {what}); "
+                          f"its remaining cases were recorded as errors, not run")  # fmt: skip
+        return what
 
     # -- running one case ---------------------------------------------------------------------------------
 
@@ -171,6 +212,10 @@ class WorkerClient:
         if task == "call":
             request.update(target=target, args=args or {})
         started = time.monotonic()
+        if self.isolation == "fork" and self.server is not None and self.server.poll() is not None:
+            self._server_lost()  # it died between cases: no case lost, a new one starts below
+        if self.fault is not None:
+            return {"status": "error", "error": f"not run: {self.fault}", "wall_s": 0.0, "isolation": self.isolation}
         if self.isolation == "fork" and (self.server is not None or self._start_server()):
             result = self._run_forked(request, log, timeout_s)
         else:
@@ -187,9 +232,9 @@ class WorkerClient:
             started = self.reader.read(time.monotonic() + 60)
             if not started or started.get("kind") != "started":
                 raise ProtocolError(f"serving worker did not start the case: {started!r}")
-        except (OSError, TimeoutError, ProtocolError) as exc:
-            self.close()
-            return {"status": "error", "error": f"serving worker failed: {exc}", "log_tail": _log_tail(log)}
+        except (OSError, TimeoutError, ProtocolError) as exc:  # it died (or hangs: then it is killed) as it forked
+            what = self._server_lost()
+            return {"status": "error", "error": f"{what} as the case started ({exc})", "log_tail": _log_tail(log)}
         return self._collect(self.reader, started["pid"], log, timeout_s, forked=True)
 
     def _run_spawned(self, request: dict[str, Any], log: Path, timeout_s: float) -> dict[str, Any]:
@@ -219,14 +264,18 @@ class WorkerClient:
         oom_kills_before = kernel_oom_kills()
         result: dict[str, Any] | None = None
         exit_status: int | None = None
-        killed = capped = False
+        killed = capped = server_lost = False
+        server = self.server if forked else None
         try:
             while True:
                 try:
                     if killed:
                         message = reader.read(time.monotonic() + GRACE_S)
-                    else:  # the cap is watched until the case has reported
-                        message = _read_watched(reader, deadline, watch if result is None else None)
+                    else:  # the cap is watched until the case has reported, the serving worker until it finishes
+                        message = _read_watched(reader, deadline, watch if result is None else None, server)
+                except _ServerDied:
+                    server_lost = True
+                    break
                 except TimeoutError:
                     if killed:  # the serving worker itself is stuck
                         self.close()
@@ -238,7 +287,8 @@ class WorkerClient:
                     _kill_group(pid)
                     killed = capped = True
                     continue
-                if message is None:  # end of file: a spawned worker has exited
+                if message is None:  # end of file: a spawned worker has exited, or the serving worker died
+                    server_lost = forked and self.server is not None
                     break
                 kind = message.get("kind")
                 if kind == "started" and not forked:
@@ -258,6 +308,11 @@ class WorkerClient:
         except BaseException:
             _kill_group(pid)  # Ctrl-C: leave no worker behind
             raise
+        if server_lost:  # the case, orphaned, may still run (where it could not die with its parent)
+            _kill_group(pid)
+            what = self._server_lost()
+            if result is None:  # a result it reported before the server died stands: the case was complete
+                result = {"status": "error", "error": f"{what} while the case ran; the next case starts a new one"}
         if process is not None:
             try:
                 exit_status = process.wait(GRACE_S)
@@ -288,19 +343,33 @@ class _CapReached(Exception):
     """The watched case's RSS reached the --memory-limit."""
 
 
-def _read_watched(reader: _Reader, deadline: float, watch: MemoryWatch | None) -> dict[str, Any] | None:
-    """The reader's next message; while none comes, the case's RSS is sampled every POLL_S (_CapReached)."""
-    if watch is None:
+class _ServerDied(Exception):
+    """The serving worker that forked the case has exited."""
+
+
+SERVER_POLL_S = 0.2  # how often a forked case's serving worker is checked for life while the case runs
+
+
+def _read_watched(
+    reader: _Reader, deadline: float, watch: MemoryWatch | None, server: subprocess.Popen[bytes] | None = None
+) -> dict[str, Any] | None:
+    """The reader's next message; while none comes, the case's RSS is sampled every POLL_S (_CapReached) and the
+    serving worker checked every SERVER_POLL_S (_ServerDied)."""
+    if watch is None and server is None:
         return reader.read(deadline)
+    poll_s = POLL_S if watch is not None else SERVER_POLL_S
     while True:
         try:
-            return reader.read(min(deadline, time.monotonic() + POLL_S))
+            return reader.read(min(deadline, time.monotonic() + poll_s))
         except TimeoutError:
             if time.monotonic() >= deadline:
                 raise
-            watch.sample()
-            if watch.over:
-                raise _CapReached from None
+            if server is not None and server.poll() is not None:
+                raise _ServerDied from None
+            if watch is not None:
+                watch.sample()
+                if watch.over:
+                    raise _CapReached from None
 
 
 def _kill_group(pid: int) -> None:

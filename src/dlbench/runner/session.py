@@ -16,7 +16,13 @@ A session owns the worker processes of one command and, when the command records
   installed (here or in its interpreter) is answered `unsupported` with the reason, and no worker starts.
 - The run: open_run() is the only function that creates one (run id, fingerprint, plan, settings); resume_run()
   reopens one. Its status is "running" while the session is open, "complete" when the session closes normally,
-  and "interrupted" when an exception closes it (Ctrl-C, SIGTERM, a failure): what was stored stays stored.
+  "interrupted" when Ctrl-C or SIGTERM closes it, and "failed" when a fault does: the store became unwritable
+  (disk full, an I/O error) or its file was truncated, replaced or removed under the run, a backend's serving
+  worker kept dying, or an unexpected exception. What was stored stays stored; a fault of the store or the workers
+  ends the session with RunFailed (one line: what happened, how many cases are stored, how to resume).
+- Ownership: the process running a run records itself in the store (host, pid, process start time) for as long as
+  its session is open, so `--resume` of a run that is still running elsewhere is refused (both would time the
+  same cases on the same cores), while a run whose process died (`kill -9`, a reboot) can be resumed.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import socket
+import sqlite3
 import sys
 import tempfile
 import time
@@ -33,6 +41,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import psutil
+
 from dlbench.backends import env_vars, framework_modules, get_backend
 from dlbench.core.cases import Case, MeasureConfig
 from dlbench.core.errors import UsageError, unknown
@@ -40,12 +50,14 @@ from dlbench.core.units import parse_size
 from dlbench.measure.disturbance import allowed_cpus, outside_share_now
 from dlbench.measure.env import fingerprint
 from dlbench.runner.client import WorkerClient
+from dlbench.runner.faults import RunFailed
 from dlbench.runner.interpreters import Interpreter, environments_fingerprint
 from dlbench.runner.verification import verification_record
 from dlbench.store import Store
 
 ISOLATIONS = ("fork", "spawn")
 QUIET_PROBE_S = 0.25  # how long --wait-quiet looks at the CPUs before each judgement
+SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite file
 
 
 @dataclass(frozen=True)
@@ -108,29 +120,60 @@ class Session:
         self.placement, self.store, self.run_id = placement, store, run_id
         self._clients: dict[str, WorkerClient] = {}
         self._logs: Path | None = None
+        self.faults: list[str] = []  # why a backend was given up (its serving worker kept dying): the run failed
+        self._store_fd: int | None = None  # the store's file, held open to check it is still there (_check_store)
+        self._store_checked = False  # whether it began as an SQLite file (else there is nothing to compare with)
 
     # -- lifetime -----------------------------------------------------------------------------------------
 
     def __enter__(self) -> Session:
         self._logs = Path(tempfile.mkdtemp(prefix="dlbench-logs-"))
+        if self.store is not None:
+            try:
+                self._store_fd = os.open(self.store.path, os.O_RDONLY)
+                self._store_checked = os.pread(self._store_fd, len(SQLITE_MAGIC), 0) == SQLITE_MAGIC
+            except OSError:
+                pass
         if self.store is not None and self.run_id is not None:
             self.store.set_run_status(self.run_id, "running")
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        failure: str | None = None
         try:
             self.close_workers()
             if self._logs is not None:
                 shutil.rmtree(self._logs, ignore_errors=True)
             if self.store is not None and self.run_id is not None:
-                self.store.set_run_status(self.run_id, "complete" if kind is None else "interrupted")
+                if isinstance(exc, (sqlite3.Error, _StoreLost)):
+                    failure = self._store_failure(exc)
+                elif kind is None and self.faults:
+                    failure = f"run {self.run_id} failed: {'; '.join(self.faults)}{self._count()}"
+                status = "interrupted" if kind is KeyboardInterrupt else "failed" if kind or failure else "complete"
+                try:
+                    self.store.set_run_status(self.run_id, status)
+                    self.store.release_run(self.run_id)
+                except sqlite3.Error:
+                    if failure is None:
+                        raise
+                    # the store is what failed: it stays "running", owned by a process that is gone (resumable)
         finally:
             if self.store is not None:
-                self.store.close()
+                try:
+                    self.store.close()
+                except sqlite3.Error:
+                    pass
+            if self._store_fd is not None:  # only now: closing any descriptor of a file drops the process's locks
+                os.close(self._store_fd)
+                self._store_fd = None
+        if failure is not None:
+            raise RunFailed(failure, self.run_id, str(self.store.path) if self.store else None) from exc
 
     def close_workers(self) -> None:
         for client in self._clients.values():
             client.close()
+            if client.fault is not None:
+                self.faults.append(client.fault)
         self._clients.clear()
 
     # -- workers ------------------------------------------------------------------------------------------
@@ -209,13 +252,52 @@ class Session:
             raise RuntimeError("this session records no run")
         return self.store, self.run_id
 
+    def _check_store(self) -> None:
+        """_StoreLost when the store's file is no longer the one this session opened: removed, replaced, truncated
+        or overwritten. SQLite may not notice (in WAL mode it appends to the -wal file and reads its page cache),
+        so without this check a run would go on "storing" results nobody can read back. The file is read through a
+        descriptor held open for the session's life: opening and closing the file here would drop SQLite's POSIX
+        locks on it (they belong to the process), letting another connection delete the live -wal file."""
+        store, _ = self._run()
+        if self._store_fd is None or not self._store_checked:
+            return
+        try:
+            now = os.stat(store.path)
+        except OSError:
+            raise _StoreLost("was removed") from None
+        held = os.fstat(self._store_fd)
+        if (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
+            raise _StoreLost("was replaced by another file")
+        if os.pread(self._store_fd, len(SQLITE_MAGIC), 0) != SQLITE_MAGIC:
+            raise _StoreLost("was truncated or overwritten (it is no longer an SQLite file)")
+
+    def _count(self) -> str:
+        """The message's "; N of M cases stored", as far as the store can still say it."""
+        store, run_id = self._run()
+        try:
+            return f"; {len(store.done_keys(run_id))} of {len(store.get_run(run_id)['plan'])} cases stored"
+        except (sqlite3.Error, UsageError, ValueError):
+            return ""
+
+    def _store_failure(self, exc: BaseException) -> str:
+        store, run_id = self._run()
+        where = f"store {str(store.path)!r}"
+        if isinstance(exc, _StoreLost):
+            return f"run {run_id} failed: {where} {exc} during the run; what it held is lost, and so is this run"
+        resume = f"; finish with: dlbench run --resume {run_id} --store {store.path}"
+        return f"run {run_id} failed: cannot write {where}: {exc}{self._count()}{resume}"
+
     def add_result(self, case: Case, seq: int, document: dict[str, Any]) -> bool:
         store, run_id = self._run()
-        return store.add_result(run_id, case, seq, document)
+        added = store.add_result(run_id, case, seq, document)
+        self._check_store()
+        return added
 
     def add_attempt(self, case: Case, repetition: int, attempt: int, document: dict[str, Any]) -> bool:
         store, run_id = self._run()
-        return store.add_attempt(run_id, case, repetition, attempt, document)
+        added = store.add_attempt(run_id, case, repetition, attempt, document)
+        self._check_store()
+        return added
 
     def attempts(self) -> dict[str, list[dict[str, Any]]]:
         """The run's stored attempts, case key -> documents (a resumed run goes on from them)."""
@@ -225,6 +307,7 @@ class Session:
     def add_verification(self, key: str, record: dict[str, Any]) -> None:
         store, run_id = self._run()
         store.add_verification(run_id, key, record)
+        self._check_store()
 
     def verifications(self) -> dict[str, dict[str, Any]]:
         store, run_id = self._run()
@@ -232,7 +315,43 @@ class Session:
 
     def add_finding(self, kind: str, key: str, document: dict[str, Any]) -> bool:
         store, run_id = self._run()
-        return store.add_finding(run_id, kind, key, document)
+        added = store.add_finding(run_id, kind, key, document)
+        self._check_store()
+        return added
+
+
+class _StoreLost(Exception):
+    """The store's file changed under a live session (see Session._check_store)."""
+
+
+def _this_process() -> dict[str, Any]:
+    """Who runs a run: host, pid and the process's start time (a pid alone may be reused after a reboot)."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "create_time": psutil.Process().create_time()}
+
+
+def _alive(owner: dict[str, Any]) -> bool:
+    """Whether the process an owner record names still runs: same host, same pid, same start time. An owner on
+    another host cannot be checked from here, and counts as gone."""
+    if owner.get("host") != socket.gethostname():
+        return False
+    try:
+        return bool(abs(psutil.Process(int(owner["pid"])).create_time() - float(owner["create_time"])) < 0.01)
+    except (psutil.Error, KeyError, TypeError, ValueError):
+        return False
+
+
+def _claim(store: Store, run_id: str) -> None:
+    """Record this process as the run's owner; UsageError naming the owner if another live process holds it."""
+    for _ in range(3):  # another process may claim or release between our read and our write: read again
+        current = store.owner(run_id)
+        if current is not None and _alive(current):
+            raise UsageError(
+                f"run {run_id} is still running in process {current['pid']} on this host: wait for it to end, or "
+                f"stop it (kill {current['pid']}), before --resume"
+            )
+        if store.claim_run(run_id, _this_process(), replacing=current):
+            return
+    raise UsageError(f"run {run_id} is being resumed by another process")
 
 
 def open_run(
@@ -240,6 +359,7 @@ def open_run(
 ) -> Session:
     """Create a run in the store (a new id, this machine's fingerprint, the plan and the settings, the placement's
     among them) and return the session that runs it. Call it only once everything is validated: it writes."""
+    Store.check(store_path)  # a wrong store is the user's mistake, told before the fingerprint's work
     environment = fingerprint(framework_modules(), env_vars())
     if placement.interpreters:  # each other interpreter: its path, Python version and packages, asked of it
         environment["environments"] = environments_fingerprint(placement.interpreters)
@@ -247,6 +367,10 @@ def open_run(
     run_id = new_run_id()
     try:
         store.create_run(run_id, suite, plan, {**settings, **placement.settings()}, environment)
+        _claim(store, run_id)
+    except sqlite3.Error as exc:
+        store.close()
+        raise RunFailed(f"cannot write store {str(store.path)!r}: {exc}; nothing was run") from exc
     except BaseException:
         store.close()
         raise
@@ -254,8 +378,18 @@ def open_run(
 
 
 def resume_run(store_path: str | Path, run_id: str, placement: Placement) -> Session:
-    """The session that finishes a stored run (its cases with no result yet are the caller's to run)."""
-    return Session(placement, Store(store_path, create=False), run_id)
+    """The session that finishes a stored run (its cases with no result yet are the caller's to run). UsageError if
+    the run is still running in another live process."""
+    store = Store(store_path, create=False)
+    try:
+        _claim(store, run_id)
+    except sqlite3.Error as exc:
+        store.close()
+        raise RunFailed(f"cannot write store {str(store.path)!r}: {exc}; nothing was run") from exc
+    except BaseException:
+        store.close()
+        raise
+    return Session(placement, store, run_id)
 
 
 __all__ = ["ISOLATIONS", "Placement", "Session", "check_cpus", "memory_limit_bytes", "new_run_id", "open_run",

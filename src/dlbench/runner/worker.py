@@ -13,6 +13,11 @@ the worker-side function `target` ("dlbench.module:function") as `function(case,
 backend instantiated and configured, which returns the result document — how the probe's layers and the usability
 probes run in a worker without a task of their own here. Every task loads, instantiates and configures the
 backend the same way (`_run`), and a failure in any task is that request's result (status error/oom/unsupported).
+
+A worker dies with its parent, even a `kill -9` of dlbench (which leaves no chance to clean up): on Linux the
+kernel sends it SIGKILL when its parent exits (prctl PR_SET_PDEATHSIG, set again in each forked case, pointing at
+the server); everywhere, a watchdog thread that sees its parent change or the request pipe close kills the case
+and itself. Without both, a hanging case and its server would run forever, adopted by PID 1.
 Worker-side module: standard library, NumPy, and the backend's own framework only.
 """
 
@@ -23,7 +28,10 @@ import faulthandler
 import gc
 import importlib
 import os
+import select
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -190,8 +198,71 @@ def _redirect_output(log_path: str | None) -> None:
     faulthandler.enable()  # a segfault leaves a Python traceback in the case's log
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+WATCH_S = 0.5  # how often the watchdog looks for its parent
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask the kernel (Linux) for SIGKILL when the thread that started this process exits; if `parent` is gone
+    already (it died before the request took effect), die now. (`parent` may be a grandparent: an interpreter
+    started through a wrapper that does not exec.)"""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the watchdog still covers it
+    if os.getppid() != parent and not _exists(parent):
+        os._exit(70)
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass  # it exists, owned by another user
+    return True
+
+
+def _watch_parent(parent: int, requests_fd: int | None, case: list[int]) -> None:
+    """Start the watchdog thread: once the parent is gone (its pid is no longer our parent's) or the request pipe
+    is closed (POLLHUP: its writer is gone), kill the running case's process group, then this process's group."""
+
+    def watch() -> None:
+        poller = None
+        if requests_fd is not None and hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(requests_fd, 0)  # no events asked: only hang-up and errors are reported
+        while os.getppid() == parent:
+            if poller is None:
+                time.sleep(WATCH_S)
+            elif poller.poll(WATCH_S * 1000):
+                break
+        for pid in list(case):
+            _kill_group(pid)
+        _kill_group(os.getpid())
+
+    threading.Thread(target=watch, name="dlbench-parent-watch", daemon=True).start()
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(os.getpgid(pid), signal.SIGKILL)
+    except OSError:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def _serve(backend_name: str, result_fd: int) -> int:
     """Import the backend once, then fork a child per request line on stdin."""
+    server = os.getpid()
+    running: list[int] = []  # the case running now: what the watchdog kills first
+    _watch_parent(os.getppid(), sys.stdin.fileno(), running)
     start = time.perf_counter()
     try:
         backend_cls = BACKENDS[backend_name].load()
@@ -208,6 +279,7 @@ def _serve(backend_name: str, result_fd: int) -> int:
         if pid == 0:  # the case's own process
             code = 0
             try:
+                _die_with_parent(server)  # its parent is the server's main thread, which waits for it
                 populate(library_pages)  # see measure/memory.py: comparable with a fresh interpreter's RSS
                 os.setpgid(0, 0)  # its own process group: a timeout kills it and anything it started
                 _redirect_output(request.get("log_path"))
@@ -217,13 +289,16 @@ def _serve(backend_name: str, result_fd: int) -> int:
                 code = 70
             finally:
                 os._exit(code)  # never return into the server loop, never run its atexit handlers
+        running[:] = [pid]
         write_message(result_fd, "started", pid=pid)
         _, status = os.waitpid(pid, 0)
+        running.clear()
         write_message(result_fd, "finished", pid=pid, exit_status=os.waitstatus_to_exitcode(status))
     return 0
 
 
 def _single(result_fd: int) -> int:
+    _watch_parent(os.getppid(), None, [])  # its stdin is closed once the request is sent: only the parent counts
     request = decode(sys.stdin.buffer.readline())
     faulthandler.enable()
     write_message(result_fd, "started", pid=os.getpid())
@@ -237,7 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--result-fd", type=int, required=True, help="pipe for protocol messages")
     parser.add_argument("--serve", metavar="BACKEND", help="import BACKEND once and fork a process per case")
     parser.add_argument("--cpus", help="comma-separated CPU ids to pin to (default: all allowed)")
+    parser.add_argument("--parent-pid", type=int, help="the runner's pid: die with it (default: our parent's)")
     args = parser.parse_args(argv)
+    _die_with_parent(args.parent_pid or os.getppid())
     if args.cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
     return _serve(args.serve, args.result_fd) if args.serve else _single(args.result_fd)
