@@ -6,6 +6,7 @@ store can still say it, and let `--resume` finish the run with every case stored
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import signal
@@ -51,8 +52,6 @@ def _results(store: Path) -> list[tuple[str, str, str]]:
         return []
     finally:
         db.close()
-    import json
-
     return [(key, status, json.loads(doc).get("error") or "") for key, status, doc in rows]
 
 
@@ -123,6 +122,28 @@ def test_serving_worker_killed_under_a_case_is_that_cases_error_and_a_new_one_se
     assert resumed.returncode == 0 and "no missing cases" in resumed.stderr
     _each_case_once(store_path, run.run_id)
 
+    read, write = os.pipe()  # `dlbench show ... | head -0`: a reader that left is no failure
+    os.close(read)
+    shown = subprocess.run([*CLI, "show", run.run_id, "--store", str(store_path), "--format", "json"], stdout=write,
+                           stderr=subprocess.PIPE, text=True, timeout=60)  # fmt: skip
+    os.close(write)
+    assert (shown.returncode, shown.stderr) == (0, "")
+
+
+def test_a_broken_pipe_that_is_not_stdout_is_a_failure(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dlbench import cli
+    from dlbench.runs import api
+
+    def broken(store: Any = None) -> list[str]:
+        raise BrokenPipeError(32, "Broken pipe")  # as writing to a dead worker's stdin raises it
+
+    monkeypatch.setattr(api, "list_runs", broken)
+    assert cli.main(["runs", "--store", str(store_path)]) == 1  # was 0: a silent success
+    line = _one_line_error(capsys.readouterr().err)
+    assert line == "dlbench: error: [Errno 32] Broken pipe (a pipe other than stdout broke)"
+
 
 def test_a_serving_worker_that_keeps_dying_gives_up_its_backend_and_fails_the_run(store_path: Path) -> None:
     batches = (1, 2, 3, 4, 5, 6)
@@ -172,6 +193,36 @@ def test_kill_9_of_dlbench_kills_its_workers_and_a_live_run_cannot_be_resumed_tw
     assert resumed.returncode == 0, resumed.stderr
     run = _each_case_once(store_path, run_id)
     assert run.status == "complete" and {r.status for r in run.results} == {"timeout"}
+
+
+def test_a_serving_worker_whose_request_pipe_closes_kills_its_case_and_itself(tmp_path: Path) -> None:
+    """The portable half of dying with the parent (no PR_SET_PDEATHSIG involved: the parent, this test, lives): the
+    serving worker's watchdog sees its request pipe hang up while a case hangs, and kills the case and itself."""
+    from dlbench.core.cases import Case, MeasureConfig
+    from dlbench.runner.protocol import PROTOCOL_VERSION
+
+    read, write = os.pipe()
+    server = subprocess.Popen([sys.executable, "-m", "dlbench.runner.worker", "--result-fd", str(write), "--serve",
+                               "numpy"], stdin=subprocess.PIPE, pass_fds=(write,), start_new_session=True)  # fmt: skip
+    os.close(write)
+    try:
+        assert b'"ready"' in os.read(read, 1 << 16)
+        size = {"seq_len": 2, "batch": 2, "hidden": 4}
+        case = Case("lstm", size, "numpy", "fp32", "forward", options={"sleep_s": 600})
+        request = {"protocol": PROTOCOL_VERSION, "task": "measure", "case": case.to_dict(),
+                   "measure": MeasureConfig().to_dict(), "log_path": str(tmp_path / "case.log")}  # fmt: skip
+        assert server.stdin is not None
+        server.stdin.write((json.dumps(request) + "\n").encode())
+        server.stdin.flush()
+        (child,) = _wait(lambda: psutil.Process(server.pid).children(), what="the forked case")
+        server.stdin.close()
+        assert server.wait(5) == -signal.SIGKILL
+        psutil.wait_procs([child], timeout=5)
+        assert not child.is_running()
+    finally:
+        if server.poll() is None:
+            server.kill()
+        os.close(read)
 
 
 def _wal_size(store: Path) -> int:
