@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from dlbench.core.cases import Case, MeasureConfig
     from dlbench.core.errors import UsageError
     from dlbench.core.results import Result, Run
+    from dlbench.runner.faults import RunFailed
     from dlbench.runs.api import (
         Interrupted,
         Plan,
@@ -38,7 +39,7 @@ _LAZY = {
     "default_suite": "dlbench.runs.api", "list_runs": "dlbench.runs.api", "load_run": "dlbench.runs.api",
     "plan": "dlbench.runs.api", "plan_cases": "dlbench.runs.api", "run": "dlbench.runs.api",
     "Case": "dlbench.core.cases", "MeasureConfig": "dlbench.core.cases", "UsageError": "dlbench.core.errors",
-    "Result": "dlbench.core.results", "Run": "dlbench.core.results",
+    "Result": "dlbench.core.results", "Run": "dlbench.core.results", "RunFailed": "dlbench.runner.faults",
 }  # fmt: skip
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "Plan",
     "Result",
     "Run",
+    "RunFailed",
     "RunSettings",
     "UsageError",
     "__version__",

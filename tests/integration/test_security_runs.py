@@ -60,3 +60,20 @@ def test_suite_and_store_interpreters_run_only_with_the_opt_in(tmp_path: Path) -
     assert trusted.returncode == 0, trusted.stderr
     seen = marker.read_text().splitlines()
     assert seen and all(line == "LD_PRELOAD= EVIL=" for line in seen), seen
+
+
+def test_a_module_planted_in_the_working_folder_is_not_imported_by_workers(tmp_path: Path) -> None:
+    """`python -m` puts the working folder first on sys.path: a numpy.py (or sitecustomize.py is not enough: the
+    worker imports numpy first) where dlbench was started must not run in its workers, in either isolation."""
+    marker = tmp_path / "imported"
+    for name in ("numpy", "dlbench"):  # the worker's first imports
+        (tmp_path / f"{name}.py").write_text(f"open({str(marker)!r}, 'a').write({name!r})\nraise SystemExit(9)\n")
+    for isolation in ("fork", "spawn"):
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "dlbench"), "run", "lstm", "--backends", "numpy", "--set", "seq_len=2",
+             "--set", "batch=1", "--set", "hidden=4", "--modes", "forward", "--min-time", "0", "--max-time", "0.2",
+             "--retries", "0", "--isolation", isolation, "--store", str(tmp_path / f"{isolation}.sqlite")],
+            capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert not marker.exists(), marker.read_text()

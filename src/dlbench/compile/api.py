@@ -116,7 +116,7 @@ def run(
         raise UsageError(f"bad --timeout {timeout_s:g}: must be > 0 seconds")
     suite, plan = plan_cases(workload, backends, precisions, modes, sets, device)
     where = placement(list(cpus) if cpus is not None else None, isolation="spawn")
-    root = Path(cache_root) if cache_root is not None else None
+    root = Path(cache_root).absolute() if cache_root is not None else None  # workers run in another folder
     try:
         usable = root is None or (root.is_dir() and os.access(root, os.W_OK | os.X_OK))
     except OSError:

@@ -97,7 +97,7 @@ class Result:
 class Run:
     run_id: str
     suite: str
-    status: str  # running | complete | interrupted
+    status: str  # running | complete | interrupted | failed (a fault of the store or the workers ended it)
     plan: list[Case]
     results: list[Result]
     settings: dict[str, Any]

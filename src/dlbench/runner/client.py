@@ -131,8 +131,10 @@ class WorkerClient:
         with open(log, "ab") as out:
             process = subprocess.Popen(
                 command, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
-                pass_fds=(write_fd,), start_new_session=True, env=env,
+                pass_fds=(write_fd,), start_new_session=True, env=env, cwd=self.log_dir,
             )  # fmt: skip
+            # cwd: `python -m` puts the working folder first on sys.path, so a numpy.py planted where dlbench was
+            # started would be imported by every worker; the session's log folder is private (mkdtemp, 0700).
         os.close(write_fd)
         return process, _Reader(read_fd)
 

@@ -196,8 +196,9 @@ def run(target: str | Plan | None = None, *, on_event: EventCallback | None = No
 
     Unless `verify=False`, each backend × workload × precision is first verified against the float64 reference
     and not timed (result: error "failed verification") if it disagrees. Every result is stored the moment it
-    arrives. On Ctrl-C, raises `Interrupted` (its `.run` holds what was measured); `run(resume=run_id)` measures
-    only the cases still missing."""
+    arrives. On Ctrl-C, raises `Interrupted` (its `.run` holds what was measured); on a fault it cannot work around
+    (the store unwritable or replaced under it, a backend's workers dying again and again) raises `RunFailed`, the
+    run's status `failed`; either way `run(resume=run_id)` measures only the cases still missing."""
     if isinstance(target, Plan):
         if options:
             raise TypeError(f"run(plan) takes no other arguments than on_event; got {', '.join(sorted(options))}")

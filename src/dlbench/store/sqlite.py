@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id      TEXT PRIMARY KEY,
     created_at  REAL NOT NULL,
     finished_at REAL,
-    status      TEXT NOT NULL,          -- running | complete | interrupted
+    status      TEXT NOT NULL,          -- running | complete | interrupted | failed (a fault ended it)
     suite       TEXT NOT NULL,
     plan        TEXT NOT NULL,          -- JSON list of case dicts, in run order
     settings    TEXT NOT NULL,          -- JSON: measurement config, timeout, cpus, isolation, scaled note, argv
