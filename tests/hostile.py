@@ -69,7 +69,7 @@ OPTIONS: dict[str, tuple[list[str], dict[str, list[tuple[str, str | None]]]]] = 
     }),
     "compile": (["compile", "lstm", "--backends", "numpy", "--store", "fresh.sqlite"], {
         "--timeout": SECONDS, "--backends": NAMES, "--precisions": NAMES, "--modes": NAMES, "--device": DEVICE,
-        "--cpus": CPUS, "--set": SIZES, "--cache-root": [("", None), ("/nonexistent/dir", None),
+        "--cpus": CPUS, "--set": SIZES, "--cache-root": [("", None), ("store.sqlite/sub", None),
                                                         ("store.sqlite", None), (LONG, None)],
     }),
     "usability": (["usability", "--backends", "numpy", "--store", "fresh.sqlite"], {

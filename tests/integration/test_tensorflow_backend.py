@@ -87,6 +87,11 @@ def test_classify_reads_tensorflows_own_errors() -> None:
     # long for memory to be freed before it gives up.
     oom = tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape[1125899906842624]")
     assert backend.classify(oom) == "oom"
+    # Out of memory in other words (issue 13): cuDNN with no algorithm whose workspace fits, a failed allocation.
+    assert backend.classify(tf.errors.NotFoundError(None, None, "No algorithm worked! Error messages: ...")) == "oom"
+    assert backend.classify(tf.errors.InternalError(None, None, "Dst tensor is not initialized.")) == "oom"
+    assert backend.classify(tf.errors.InternalError(None, None, "CUBLAS_STATUS_ALLOC_FAILED")) == "oom"
+    assert backend.classify(tf.errors.NotFoundError(None, None, "No registered 'Conv2D' OpKernel")) == "unsupported"
     # A real kernel TF's CPU build lacks: fp16 Conv2D in NCHW ("only supports the NHWC tensor format").
     x, w = tf.ones((1, 3, 4, 4), tf.float16), tf.ones((3, 3, 3, 2), tf.float16)
     assert backend.classify(_raise(lambda: tf.nn.conv2d(x, w, 1, "SAME", data_format="NCHW"))) == "unsupported"

@@ -96,6 +96,10 @@ def test_classify_reads_torchs_own_errors() -> None:
     assert backend.classify(_raise(lambda: torch.empty(2**60, dtype=torch.uint8))) == "oom"
     assert backend.classify(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")) == "oom"
     assert backend.classify(MemoryError()) == "oom"
+    # Out of memory in the driver's, cuBLAS's and cuDNN's words (issue 13), not only the caching allocator's.
+    for text in ("CUDA error: out of memory", "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate`",
+                 "cuDNN error: CUDNN_STATUS_ALLOC_FAILED", "cuDNN error: CUDNN_STATUS_NOT_ENOUGH_WORKSPACE"):
+        assert backend.classify(RuntimeError(text)) == "oom", text
     wrapped = RuntimeError("compiled function failed")
     wrapped.__cause__ = NotImplementedError("\"addmm_impl_cpu_\" not implemented for 'Half'")
     assert backend.classify(wrapped) == "unsupported"

@@ -117,12 +117,15 @@ def run(
     suite, plan = plan_cases(workload, backends, precisions, modes, sets, device)
     where = placement(list(cpus) if cpus is not None else None, isolation="spawn")
     root = Path(cache_root).absolute() if cache_root is not None else None  # workers run in another folder
-    try:
-        usable = root is None or (root.is_dir() and os.access(root, os.W_OK | os.X_OK))
+    try:  # an existing writable folder, or one that can be made (under the nearest folder that exists)
+        folder = root
+        while folder is not None and not folder.exists():
+            folder = folder.parent
+        usable = folder is None or (folder.is_dir() and os.access(folder, os.W_OK | os.X_OK))
     except OSError:
         usable = False
     if not usable:
-        raise UsageError(f"bad --cache-root {str(cache_root)[:200]!r}: not a writable folder (give an existing one)")
+        raise UsageError(f"bad --cache-root {str(cache_root)[:200]!r}: not a folder that can be written or made")
     settings = {"command": "compile", "timeout_s": timeout_s, "cache_root": str(root) if root else None,
                 "argv": sys.argv, "description": "first-step phases, cold vs warm persistent caches"}  # fmt: skip
     session = open_run(store or default_store_path(), f"compile-{suite.name}", plan, settings, where)

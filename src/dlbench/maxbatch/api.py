@@ -31,7 +31,7 @@ from dlbench.core.units import format_size
 from dlbench.maxbatch.search import find_max_batch
 from dlbench.measure.env import cuda_available
 from dlbench.runner.memory_limit import available_bytes
-from dlbench.runner.session import Session, open_run, placement
+from dlbench.runner.session import CUDA_MEMORY_LIMIT, Session, open_run, placement
 from dlbench.store import default_store_path
 from dlbench.workloads import WORKLOADS
 
@@ -161,6 +161,8 @@ def run(
         raise UsageError(f"bad --steps {steps}: must be 1 to 10")
     if not 0 <= within < 1:
         raise UsageError(f"bad --within {within:.0%}: must be ≥ 0% (exact) and < 100%")
+    if device == "cuda" and memory_limit is not None:
+        raise UsageError(CUDA_MEMORY_LIMIT)
     size = _sizes(workload, sets, device)
     where = placement(list(cpus) if cpus is not None else None, isolation, memory_limit)
     limit, source = where.memory_limit, "--memory-limit"

@@ -86,6 +86,10 @@ def check_cpus(cpus: list[int] | tuple[int, ...] | None) -> list[int] | None:
     return sorted(set(cpus))
 
 
+CUDA_MEMORY_LIMIT = ("--memory-limit caps a case's host memory (its process's RSS), not a GPU's: on cuda it would "
+                     "pass for a device limit it is not; run on cpu, or leave it out")  # fmt: skip
+
+
 def memory_limit_bytes(limit: int | str | None) -> int | None:
     """A --memory-limit as bytes: "4GiB", "512MiB", "8G" or a number of bytes; None for no cap."""
     if limit is None:
@@ -392,5 +396,5 @@ def resume_run(store_path: str | Path, run_id: str, placement: Placement) -> Ses
     return Session(placement, store, run_id)
 
 
-__all__ = ["ISOLATIONS", "Placement", "Session", "check_cpus", "memory_limit_bytes", "new_run_id", "open_run",
-           "placement", "resume_run"]  # fmt: skip
+__all__ = ["CUDA_MEMORY_LIMIT", "ISOLATIONS", "Placement", "Session", "check_cpus", "memory_limit_bytes",
+           "new_run_id", "open_run", "placement", "resume_run"]  # fmt: skip

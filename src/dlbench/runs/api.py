@@ -23,7 +23,7 @@ from dlbench.core.cases import Case, MeasureConfig
 from dlbench.core.errors import UsageError, unknown
 from dlbench.core.results import Result, Run
 from dlbench.runner.interpreters import Interpreter, resolve
-from dlbench.runner.session import Placement, open_run, placement, resume_run
+from dlbench.runner.session import CUDA_MEMORY_LIMIT, Placement, open_run, placement, resume_run
 from dlbench.runner.sweep import EventCallback, sweep
 from dlbench.runner.trust import check_stored_options, stored_interpreters, suite_interpreters
 from dlbench.store import Store, default_store_path
@@ -172,6 +172,8 @@ def plan(
     Store.check(store or default_store_path())
     where = placement(list(cpus) if cpus is not None else None, isolation, memory_limit)
     suite, cases = plan_cases(target, backends, precisions, modes, sets, device, options)
+    if suite.device == "cuda" and memory_limit is not None:
+        raise UsageError(CUDA_MEMORY_LIMIT)
     interpreters, notes = interpreters_for(suite, cases, pythons, envs, trust_interpreters)
     settings = RunSettings(
         measure=_measure_config(suite.measure, measure), timeout_s=timeout_s or suite.timeout_s, verify=verify,

@@ -139,9 +139,18 @@ def traced_first_call(backend: Backend, function: Any, args: tuple[Any, ...], st
 _NO_KERNEL_TEXT = ("No registered", "unsupported operations", "Could not find device for node")
 
 
+# Out of memory that TensorFlow does not raise as ResourceExhaustedError: cuDNN finding no convolution algorithm
+# whose workspace fits ("No algorithm worked", a NotFoundError, under memory pressure), a tensor whose allocation
+# failed ("Dst tensor is not initialized", an InternalError), and cuBLAS/cuDNN failing to allocate.
+_OOM_TEXT = ("No algorithm worked", "Dst tensor is not initialized", "CUBLAS_STATUS_ALLOC_FAILED",
+             "CUDNN_STATUS_ALLOC_FAILED", "failed to allocate memory")  # fmt: skip
+
+
 def classify(exc: BaseException) -> str | None:
     for e in exception_chain(exc):
         if isinstance(e, (tf.errors.ResourceExhaustedError, MemoryError)):
+            return "oom"
+        if isinstance(e, tf.errors.OpError) and any(text in str(e) for text in _OOM_TEXT):
             return "oom"
         if isinstance(e, tf.errors.UnimplementedError):
             return "unsupported"

@@ -12,7 +12,11 @@ import torch
 
 from dlbench.backends.base import Unsupported, exception_chain
 
-_OOM_TEXT = ("out of memory", "DefaultCPUAllocator: can't allocate memory")
+# Out of memory, in torch's words: "CUDA out of memory" (the caching allocator), "CUDA error: out of memory" (the
+# driver, e.g. while creating a context or a cuDNN workspace), cuBLAS and cuDNN failing to allocate their own
+# workspace or handle, and the CPU allocator's refusal.
+_OOM_TEXT = ("out of memory", "CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED",
+             "CUDNN_STATUS_NOT_ENOUGH_WORKSPACE", "DefaultCPUAllocator: can't allocate memory")  # fmt: skip
 # torch's ways of saying a kernel lacks a dtype: `"addmm_impl_cpu_" not implemented for 'Half'` (a
 # NotImplementedError in torch 2.x, a RuntimeError before), `linalg.inv: Low precision dtypes not supported.
 # Got Half`, `Unsupported dtype BFloat16`.
