@@ -31,8 +31,11 @@ def _stored(store: Path) -> list[tuple[str, float]]:
 
 
 def test_ctrl_c_then_resume(store_path: Path) -> None:
-    # quick has 4 numpy cases; each step sleeps 0.3 s, so a case takes ~1.5 s: time to interrupt mid-run.
-    argv = [*CLI, "run", "quick", "--backends", "numpy", "--option", "sleep_s=0.3", "--store", str(store_path)]
+    # quick has 4 numpy cases; each step sleeps 0.3 s, so a case takes ~1.5 s: time to interrupt mid-run. No
+    # retries: on a busy machine a disturbed case would be measured again at the end of the sweep, so every result
+    # would arrive at the end together and there would be no "mid-run" to interrupt (this test is about Ctrl-C).
+    argv = [*CLI, "run", "quick", "--backends", "numpy", "--option", "sleep_s=0.3", "--retries", "0",
+            "--store", str(store_path)]  # fmt: skip
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not _stored(store_path) and time.monotonic() < deadline:
