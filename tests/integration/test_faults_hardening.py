@@ -236,7 +236,14 @@ def test_disk_full_mid_run_ends_with_one_line_and_resume_finishes_it(store_path:
     # A file-size limit makes the store's writes fail with EFBIG past a size, as a full disk fails them: the
     # limit is set on the live process once its first case is stored, a little above what the store holds then
     # (its -wal file, where every commit goes), so the next case's results do not fit and a status update does.
-    process = _start(_argv(store_path, 0.3), preexec_fn=lambda: signal.signal(signal.SIGXFSZ, signal.SIG_IGN))
+    # SIGXFSZ ignored, so a write past the limit fails with EFBIG instead of killing the process: an ignored
+    # disposition survives exec (restore_signals=False keeps it). Not a preexec_fn: that forks in Python, and a
+    # test process that imported JAX earlier warns (an error under pytest) on every fork.
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        process = _start(_argv(store_path, 0.3), restore_signals=False)
+    finally:
+        signal.signal(signal.SIGXFSZ, previous)
     _wait(lambda: _results(store_path), what="the first result")
     limit = _wal_size(store_path) + 12 * 1024
     resource.prlimit(process.pid, resource.RLIMIT_FSIZE, (limit, limit))

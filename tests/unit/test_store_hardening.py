@@ -31,7 +31,7 @@ def _create(path: str, run_id: str, barrier: multiprocessing.synchronize.Barrier
 
 
 def test_a_new_store_made_by_six_processes_at_once(tmp_path: Path) -> None:
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("spawn")  # not fork: a test process that imported JAX warns on fork
     for attempt in range(4):  # the race the issue saw failed about one time in six
         path = str(tmp_path / f"s{attempt}.sqlite")
         barrier = context.Barrier(6)
