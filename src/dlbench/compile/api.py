@@ -21,6 +21,7 @@ from typing import Any
 
 from dlbench.core.cases import Case, MeasureConfig
 from dlbench.core.errors import UsageError, unknown
+from dlbench.core.paths import folder_problem
 from dlbench.runner.session import Session, open_run, placement
 from dlbench.store import default_store_path
 from dlbench.suites import plan_cases
@@ -117,15 +118,9 @@ def run(
     suite, plan = plan_cases(workload, backends, precisions, modes, sets, device)
     where = placement(list(cpus) if cpus is not None else None, isolation="spawn")
     root = Path(cache_root).absolute() if cache_root is not None else None  # workers run in another folder
-    try:  # an existing writable folder, or one that can be made (under the nearest folder that exists)
-        folder = root
-        while folder is not None and not folder.exists():
-            folder = folder.parent
-        usable = folder is None or (folder.is_dir() and os.access(folder, os.W_OK | os.X_OK))
-    except OSError:
-        usable = False
-    if not usable:
-        raise UsageError(f"bad --cache-root {str(cache_root)[:200]!r}: not a folder that can be written or made")
+    problem = folder_problem(root) if root is not None else None  # a writable folder, or one that can be made
+    if problem is not None:
+        raise UsageError(f"bad --cache-root {str(cache_root)[:200]!r}: {problem}")
     settings = {"command": "compile", "timeout_s": timeout_s, "cache_root": str(root) if root else None,
                 "argv": sys.argv, "description": "first-step phases, cold vs warm persistent caches"}  # fmt: skip
     session = open_run(store or default_store_path(), f"compile-{suite.name}", plan, settings, where)

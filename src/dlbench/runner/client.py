@@ -28,7 +28,7 @@ from typing import Any
 from dlbench.core.cases import Case, MeasureConfig
 from dlbench.core.units import format_size
 from dlbench.runner.memory_limit import POLL_S, MemoryWatch, kernel_oom_kills
-from dlbench.runner.protocol import PROTOCOL_VERSION, ProtocolError, decode
+from dlbench.runner.protocol import PROTOCOL_VERSION, ProtocolError, decode, kill_group
 
 START_TIMEOUT_S = 600.0  # importing a framework on a cold disk can take minutes
 GRACE_S = 10.0  # how long a killed worker may take to be reported dead
@@ -157,7 +157,7 @@ class WorkerClient:
         """Kill the serving worker (its process group) and free its pipes. Never raises: the worker may be dead
         already, and closing its stdin then fails to flush a request it never read (BrokenPipeError)."""
         if self.server is not None:
-            _kill_group(self.server.pid)
+            kill_group(self.server.pid)
             try:
                 self.server.wait(GRACE_S)
             except subprocess.TimeoutExpired:
@@ -248,7 +248,7 @@ class WorkerClient:
             return self._collect(reader, process.pid, log, timeout_s, forked=False, process=process)
         finally:
             if process.poll() is None:
-                _kill_group(process.pid)
+                kill_group(process.pid)
                 process.wait()
             os.close(reader.fd)
 
@@ -282,11 +282,11 @@ class WorkerClient:
                     if killed:  # the serving worker itself is stuck
                         self.close()
                         break
-                    _kill_group(pid)
+                    kill_group(pid)
                     killed = True
                     continue
                 except _CapReached:
-                    _kill_group(pid)
+                    kill_group(pid)
                     killed = capped = True
                     continue
                 if message is None:  # end of file: a spawned worker has exited, or the serving worker died
@@ -303,15 +303,15 @@ class WorkerClient:
                     exit_status = message["exit_status"]
                     break
         except ProtocolError as exc:
-            _kill_group(pid)
+            kill_group(pid)
             if forked:
                 self.close()  # a torn message leaves the shared pipe unusable: start a fresh server
             return {"status": "error", "error": str(exc), "log_tail": _log_tail(log)}
         except BaseException:
-            _kill_group(pid)  # Ctrl-C: leave no worker behind
+            kill_group(pid)  # Ctrl-C: leave no worker behind
             raise
         if server_lost:  # the case, orphaned, may still run (where it could not die with its parent)
-            _kill_group(pid)
+            kill_group(pid)
             what = self._server_lost()
             if result is None:  # a result it reported before the server died stands: the case was complete
                 result = {"status": "error", "error": f"{what} while the case ran; the next case starts a new one"}
@@ -319,7 +319,7 @@ class WorkerClient:
             try:
                 exit_status = process.wait(GRACE_S)
             except subprocess.TimeoutExpired:
-                _kill_group(pid)
+                kill_group(pid)
                 exit_status = process.wait()
         if capped and result is None:
             assert watch is not None
@@ -372,16 +372,3 @@ def _read_watched(
                 watch.sample()
                 if watch.over:
                     raise _CapReached from None
-
-
-def _kill_group(pid: int) -> None:
-    """SIGKILL the process group led by `pid` (the case and anything it started), else the process alone."""
-    try:
-        os.killpg(pid, signal.SIGKILL)
-        return
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from typing import Any
 
 PROTOCOL_VERSION = 1
@@ -35,6 +36,20 @@ def decode(line: bytes) -> dict[str, Any]:
     if not isinstance(message, dict) or message.get("protocol") != PROTOCOL_VERSION:
         raise ProtocolError(f"worker speaks protocol {message.get('protocol')!r}, expected {PROTOCOL_VERSION}")
     return message
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL the process group led by `pid` (a case and anything it started, or a worker, each started as a group
+    leader), else the process alone; never raises. How the runner ends its workers and a worker ends itself."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+        return
+    except OSError:
+        pass
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 def write_message(fd: int, kind: str, **fields: Any) -> None:

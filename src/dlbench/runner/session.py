@@ -27,6 +27,7 @@ A session owns the worker processes of one command and, when the command records
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -35,7 +36,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -369,15 +370,9 @@ def open_run(
         environment["environments"] = environments_fingerprint(placement.interpreters)
     store = Store(store_path)
     run_id = new_run_id()
-    try:
+    with _closed_on_failure(store):
         store.create_run(run_id, suite, plan, {**settings, **placement.settings()}, environment)
         _claim(store, run_id)
-    except sqlite3.Error as exc:
-        store.close()
-        raise RunFailed(f"cannot write store {str(store.path)!r}: {exc}; nothing was run") from exc
-    except BaseException:
-        store.close()
-        raise
     return Session(placement, store, run_id)
 
 
@@ -385,15 +380,22 @@ def resume_run(store_path: str | Path, run_id: str, placement: Placement) -> Ses
     """The session that finishes a stored run (its cases with no result yet are the caller's to run). UsageError if
     the run is still running in another live process."""
     store = Store(store_path, create=False)
-    try:
+    with _closed_on_failure(store):
         _claim(store, run_id)
+    return Session(placement, store, run_id)
+
+
+@contextlib.contextmanager
+def _closed_on_failure(store: Store) -> Iterator[None]:
+    """Before a session owns the store: on any failure close it, and an SQLite error is RunFailed (nothing ran)."""
+    try:
+        yield
     except sqlite3.Error as exc:
         store.close()
         raise RunFailed(f"cannot write store {str(store.path)!r}: {exc}; nothing was run") from exc
     except BaseException:
         store.close()
         raise
-    return Session(placement, store, run_id)
 
 
 __all__ = ["CUDA_MEMORY_LIMIT", "ISOLATIONS", "Placement", "Session", "check_cpus", "memory_limit_bytes",

@@ -43,7 +43,7 @@ from dlbench.core.cases import Case, MeasureConfig
 from dlbench.measure.disturbance import Watch
 from dlbench.measure.memory import current_rss_bytes, peak_rss_bytes, populate, reset_peak_rss, resident_file_pages
 from dlbench.measure.timing import measure
-from dlbench.runner.protocol import decode, write_message
+from dlbench.runner.protocol import decode, kill_group, write_message
 from dlbench.runner.verification import verify_case
 from dlbench.workloads import get_workload
 
@@ -242,20 +242,10 @@ def _watch_parent(parent: int, requests_fd: int | None, case: list[int]) -> None
             elif poller.poll(WATCH_S * 1000):
                 break
         for pid in list(case):
-            _kill_group(pid)
-        _kill_group(os.getpid())
+            kill_group(pid)
+        kill_group(os.getpid())
 
     threading.Thread(target=watch, name="dlbench-parent-watch", daemon=True).start()
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(os.getpgid(pid), signal.SIGKILL)
-    except OSError:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
 
 
 def _serve(backend_name: str, result_fd: int) -> int:

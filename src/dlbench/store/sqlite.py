@@ -14,6 +14,7 @@ open: it only lacks tables).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -25,6 +26,7 @@ from typing import Any
 
 from dlbench.core.cases import Case
 from dlbench.core.errors import UsageError
+from dlbench.core.paths import folder_problem
 
 SCHEMA_VERSION = 3
 
@@ -100,22 +102,25 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _tables(db: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
 def _columns(db: sqlite3.Connection, table: str) -> set[str]:
     return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
 
 
+@functools.cache
 def _expected_columns() -> dict[str, set[str]]:
-    """The columns of each table of this schema version, read from _SCHEMA itself (one truth)."""
+    """The columns of each table of this schema version, read from _SCHEMA itself (one truth); made once, when a
+    store is first opened."""
     memory = sqlite3.connect(":memory:")
     try:
         memory.executescript(_SCHEMA)
-        tables = [r[0] for r in memory.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        return {table: _columns(memory, table) for table in tables}
+        return {table: _columns(memory, table) for table in _tables(memory)}
     finally:
         memory.close()
 
-
-_EXPECTED = _expected_columns()
 _REQUIRED = ("meta", "runs", "results")  # every schema version has these; later ones are added on open
 
 
@@ -154,7 +159,7 @@ class Store:
                     try:  # created owner-only before SQLite opens it (SQLite gives its -wal/-shm the same mode)
                         os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
                     except FileExistsError:
-                        pass  # another process created it meanwhile: _initialise copes
+                        pass  # another process created it meanwhile: _check_schema copes
                 self.db = sqlite3.connect(self.path, timeout=30)
             self.tables = self._check_schema_retrying()
         except sqlite3.DatabaseError as exc:
@@ -177,16 +182,15 @@ class Store:
         if len(path.name.encode()) > 255:
             raise UsageError(f"bad store path {where!r}: file name too long")
         try:
-            if path.exists() or path.is_symlink():
-                Store(path, readonly=True).close()
-                return
-            folder = path.parent
-            while not folder.exists():
-                folder = folder.parent
+            exists = path.exists() or path.is_symlink()
         except OSError as exc:
             raise UsageError(f"cannot create store {where!r}: {exc.strerror or exc}") from None
-        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-            raise UsageError(f"cannot create store {where!r}: {str(folder)!r} is not a writable folder")
+        if exists:
+            Store(path, readonly=True).close()
+            return
+        problem = folder_problem(path.parent)
+        if problem is not None:
+            raise UsageError(f"cannot create store {where!r}: {problem}")
 
     def _check_schema_retrying(self) -> set[str]:
         """_check_schema, again while another process holds the lock: SQLite answers "database is locked" without
@@ -203,7 +207,7 @@ class Store:
     def _check_schema(self) -> set[str]:
         """The tables the store has, after checking (and, for writing, creating or upgrading) its schema."""
         where = str(self.path)[:200]
-        tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = _tables(self.db)
         if not tables and self.readonly:
             raise UsageError(f"{where!r} holds no dlbench store (an empty SQLite file): run `dlbench run` first")
         if tables and "meta" not in tables:
@@ -212,7 +216,7 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("BEGIN IMMEDIATE")  # one creator at a time; the others then find the schema made
             try:
-                tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                tables = _tables(self.db)
                 if tables:
                     self._check_version(tables)
                 for statement in _SCHEMA.split(";"):  # not executescript(): it would commit the transaction
@@ -223,11 +227,12 @@ class Store:
             except BaseException:
                 self.db.rollback()
                 raise
-            tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            tables = _tables(self.db)
         else:
             self._check_version(tables)
-        for table in tables & set(_EXPECTED):
-            missing = _EXPECTED[table] - _columns(self.db, table)
+        expected = _expected_columns()
+        for table in tables & set(expected):
+            missing = expected[table] - _columns(self.db, table)
             if missing:
                 raise UsageError(f"store {where!r} is damaged or not dlbench's: table {table} lacks column(s) "
                                  f"{', '.join(sorted(missing))}")  # fmt: skip
