@@ -84,7 +84,7 @@ OPTIONS: dict[str, tuple[list[str], dict[str, list[tuple[str, str | None]]]]] = 
         "--format": [("nosuch", None)],
     }),
     "compare": (["compare", "r1", "r2", "--store", "store.sqlite"], {
-        "--threshold": PERCENT, "--noise": PERCENT, "--format": [("nosuch", None)],
+        "--threshold": PERCENT, "--noise": PERCENT, "--drift": PERCENT, "--format": [("nosuch", None)],
     }),
 }  # fmt: skip
 

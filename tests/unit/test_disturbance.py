@@ -8,12 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from dlbench.core.cases import Case, MeasureConfig
 from dlbench.measure.disturbance import OUTSIDE_FLOOR_S, Watch, allowed_cpus, judge
+from dlbench.runner import sweep as sweep_module
 from dlbench.runner.sweep import sweep
 
 CASES = [Case("lstm", {"seq_len": 5, "batch": 4, "hidden": 8}, "numpy", "fp32", m) for m in ("forward", "train")]
@@ -178,3 +180,51 @@ def test_a_resumed_sweep_goes_on_from_the_stored_attempts() -> None:
     assert second.calls == ["forward", "forward"]  # repetition 2, then repetition 1's retry
     result = second.results[CASES[0].key]
     assert [(a["repetition"], a["attempt"]) for a in result["attempts"]] == [(1, 1), (1, 2), (2, 1)]
+
+
+class ClockedSession(FakeSession):
+    """A FakeSession whose every measurement takes 10 s of the sweep's clock."""
+
+    clock = 0.0
+
+    def measure(self, case: Case, config: MeasureConfig, timeout_s: float) -> dict[str, Any]:
+        self.clock += 10.0
+        return super().measure(case, config, timeout_s)
+
+
+@pytest.mark.parametrize(("budget", "calls", "kept"), [(0, 8, 4), (50, 4, 2), (60, 6, 3), (80, 8, 4)])
+def test_rounds_beyond_the_second_run_only_within_the_budget(
+    monkeypatch: pytest.MonkeyPatch, budget: float, calls: int, kept: int
+) -> None:
+    """Two cases, 10 s each per process: rounds 1-2 take 40 s; a third ends at 60 s, a fourth at 80 s."""
+    session = ClockedSession()
+    monkeypatch.setattr(sweep_module, "time", SimpleNamespace(monotonic=lambda: session.clock))
+    run(session, repeat=4, budget_s=budget)
+    assert len(session.calls) == calls
+    for result in session.results.values():
+        assert len(result["repetitions"]) == kept and len(result["stats"]["repetition_medians_s"]) == kept
+
+
+def test_a_retry_still_runs_when_the_budget_leaves_a_round_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    session = ClockedSession({("forward", 1): 0.5})
+    monkeypatch.setattr(sweep_module, "time", SimpleNamespace(monotonic=lambda: session.clock))
+    run(session, repeat=3, retries=1, budget_s=50)
+    assert session.calls == ["forward", "train", "forward", "train", "forward"]  # round 3 left out, the retry kept
+    forward = session.results[CASES[0].key]
+    assert len(forward["repetitions"]) == 2 and len(forward["attempts"]) == 3 and forward["flags"] == []
+
+
+def test_the_legend_says_when_rounds_were_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dlbench.core.results import Result, Run
+    from dlbench.runs.tables import legend
+
+    session = ClockedSession()
+    monkeypatch.setattr(sweep_module, "time", SimpleNamespace(monotonic=lambda: session.clock))
+    measure = MeasureConfig(min_iters=5, repeat=3, budget_s=50)
+    sweep(session, CASES, measure, 60.0)  # type: ignore[arg-type]
+    results = [Result.from_document(d) for d in session.results.values()]
+    run_ = Run("r", "test", "complete", CASES, results, {"measure": measure.to_dict()}, {}, "")
+    lines = legend(run_)
+    assert any(line.startswith("each figure: the geometric mean of 2 independent") for line in lines), lines
+    assert any("--repeat 3 asked; rounds beyond 2 were left out" in line and "budget of 50 s" in line
+               for line in lines), lines  # fmt: skip

@@ -50,3 +50,12 @@ def test_large_spread_warns_and_tight_spread_does_not() -> None:
     assert any("standard deviation" in w for w in noisy["warnings"])
     assert any("slowest iteration" in w for w in noisy["warnings"])
     assert summarize([1.0], batch=1)["warnings"]  # one sample: no claim about spread
+
+
+def test_t_quantile_matches_the_table_and_known_tails() -> None:
+    from dlbench.measure.stats import t95, t_quantile, t_sf
+
+    for df in (1, 2, 3, 4, 7, 12, 30):
+        assert t_quantile(0.975, df) == pytest.approx(t95(df), abs=2e-3)
+    assert t_quantile(1 - 0.025 / 57, 1) == pytest.approx(math.tan(math.pi * (0.5 - 0.025 / 57)), rel=1e-6)
+    assert t_sf(0.0, 5) == pytest.approx(0.5) and t_sf(1.0, 1) == pytest.approx(0.25)  # Cauchy: atan(1)/π

@@ -7,6 +7,16 @@ them, when that is unambiguous in both runs, and the row says what differs.
 
 `RUN_ID:BACKEND` compares one backend spec of a run, so two envs of one run compare too (`RUN:torch@old RUN:torch`).
 
+Two separate runs are not interleaved: what changed between them (the machine's state, a neighbour that came and
+went, a slower host under the same virtual CPU) moves every case of one run alike. Measured on this project's
+shared 2-core VM: two back-to-back quiet runs of seed-cpu, three processes per figure, moved ×0.88 as a whole, and
+judged case by case against 1 they called 6 of 57 identical cases regressions
+(benchmarks/results/seed-cpu-2core-cpu.md). So between two runs (not two backends of one run, which are
+interleaved) each case is judged against the *run-wide shift* — the median B ÷ A over the testable cases — and
+the shift itself is reported, and called a regression only beyond `drift` (MACHINE_DRIFT, `--drift`): within it,
+two separate runs cannot tell a change common to every case from the machine. A change common to every case is
+measured by putting both sides in one run (`--backends torch,torch@old`, then `compare RUN:torch@old RUN:torch`).
+
 Runs whose machines differ in what decides the figures (the CPU model; the GPU model, when a GPU case is
 compared) are refused unless forced: the ratio would measure the machines, not the change. Different versions
 of a compared backend's framework are a supported comparison ("PyTorch 2.5 vs 2.13" on one machine): the
@@ -17,14 +27,26 @@ Python, kernel, thread settings, ...) are listed as warnings.
 from __future__ import annotations
 
 import json
+import math
+import statistics
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dlbench.core.errors import UsageError
 from dlbench.core.results import Result, Run
 from dlbench.core.text import printable
+from dlbench.measure.stats import t95, t_quantile
 from dlbench.report.statistics import NOISE_FLOOR, Ratio, Timed, throughput_ratio
 from dlbench.runs.tables import STATUS_TEXT
+
+MACHINE_DRIFT = 0.15  # a whole run may move this much from one run to the next on one machine (see above)
+MIN_SHIFT_CASES = 5  # fewer testable cases than this: no run-wide shift, no moderation (each case as it is)
+# From three processes a case's variance is a guess on 2 degrees of freedom: by chance some cases' processes agree
+# closely and their intervals come out far too narrow (those were the A/A false alarms above). Each case's variance
+# is therefore moderated towards the median variance of the comparison's cases, weighted as PRIOR_DF degrees of
+# freedom (limma's moderated t, Smyth 2004, with a fixed prior weight): on the A/A pair above it leaves 0 of 57
+# cases significant (5 without it).
+PRIOR_DF = 4.0
 
 _WARN_FIELDS = ("hostname", "os", "python", "dlbench", "ram_bytes", "cpu.logical_cores", "cpu.allowed_cpus", "env")
 _WARN_SETTINGS = ("measure", "cpus", "isolation", "verify", "timeout_s")
@@ -61,6 +83,30 @@ class CaseComparison:
     note: str = ""
 
 
+@dataclass(frozen=True)
+class Shift:
+    """What moved every case of run B against run A alike: the median B ÷ A over `cases` testable cases."""
+
+    value: float
+    cases: int
+    drift: float  # within 1 ± drift, the machine may account for it
+    regression: bool  # below 1 - max(drift, threshold)
+    scatter: float = 0.0  # sd of the cases' log B ÷ A about the shift beyond their processes' spread (robust)
+
+    def text(self) -> str:
+        within = abs(math.log(self.value)) <= -math.log(1 - self.drift)
+        scatter = (f"; the cases scatter about it by a further ±{self.scatter:.0%} (one sd) that their processes "
+                   "do not show (the machine's state moves some cases more than others): each case's interval "
+                   "includes it" if self.scatter >= 0.005 else "")  # fmt: skip
+        return (f"the whole run moved ×{self.value:.3f} (the median B ÷ A of {self.cases} cases){scatter}; each "
+                "case is judged against that, not against ×1. " + (
+                    f"Within ±{self.drift:.0%} (--drift), two separate runs on one machine cannot tell a change "
+                    "common to every case from the machine's state; to measure one, put both sides in one run "
+                    "(--backends torch,torch@old; compare RUN:torch@old RUN:torch)." if within else
+                    f"That is beyond the ±{self.drift:.0%} (--drift) the machine's state explains between two runs"
+                    + (": a REGRESSION of every case." if self.regression else ".")))  # fmt: skip
+
+
 @dataclass
 class Comparison:
     run_a: str
@@ -71,10 +117,16 @@ class Comparison:
     refused_fields: list[str] = field(default_factory=list)  # differences that matter (compared under --force)
     other_differences: list[str] = field(default_factory=list)
     version_changes: list[str] = field(default_factory=list)  # what the comparison measures besides the change
+    shift: Shift | None = None  # two separate runs: what moved every case alike (None: one run, or too few cases)
 
     @property
     def regressions(self) -> list[CaseComparison]:
         return [r for r in self.rows if r.regression]
+
+    @property
+    def regressed(self) -> bool:
+        """Any case regressed, or the whole run did."""
+        return bool(self.regressions) or bool(self.shift and self.shift.regression)
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -162,16 +214,43 @@ def _pair(a: Run, b: Run) -> list[CaseComparison]:
     return rows
 
 
-def _judge(row: CaseComparison, threshold: float, noise: float) -> None:
+def _judge(row: CaseComparison, threshold: float, noise: float, shift: float = 1.0,
+           prior: float | None = None, tests: int = 1, scatter: float = 0.0) -> None:  # fmt: skip
+    """The row's verdict: its ratio against `shift` (1, or the run-wide shift of two separate runs), its
+    interval's variance moderated towards `prior` (the median variance of the comparison's cases; None: as is).
+    Faster / slower at 95% for the case; a regression at 95% for the whole comparison of `tests` cases
+    (Bonferroni: its interval at 1 - 0.05 / tests lies wholly below 1 - threshold). `scatter`: a variance of
+    the log ratio that every case has besides its processes' (Shift.scatter)."""
     a, b = row.a, row.b
     if a is None or b is None:
         row.verdict = "only in A" if b is None else "only in B"
         return
     a_ok, b_ok = a.status == "ok" and bool(a.samples_s), b.status == "ok" and bool(b.samples_s)
     if a_ok and b_ok:
-        row.ratio = throughput_ratio([Timed.of(b, "B:")], [Timed.of(a, "A:")], noise)
-        row.verdict = row.ratio.verdict
-        row.regression = row.ratio.significant and row.ratio.value < 1 - threshold
+        if row.ratio is None:
+            row.ratio = throughput_ratio([Timed.of(b, "B:")], [Timed.of(a, "A:")], noise)
+        ratio = row.ratio
+        relative = replace(ratio, value=ratio.value / shift, low=ratio.low / shift, high=ratio.high / shift)
+        family = relative
+        if ratio.testable and ratio.variance > 0 and math.isfinite(ratio.df):
+            variance, df = ratio.variance, ratio.df
+            if prior is not None:
+                moderated = (PRIOR_DF * prior + df * variance) / (PRIOR_DF + df)
+                if t95(PRIOR_DF + df) ** 2 * moderated > t95(df) ** 2 * variance:  # moderation only widens
+                    variance, df = moderated, PRIOR_DF + df
+            variance += scatter
+            centre = math.log(relative.value)
+
+            def interval(level: float) -> Ratio:
+                half = t_quantile(1 - (1 - level) / 2, max(df, 1.0)) * math.sqrt(variance)
+                return replace(relative, low=math.exp(centre - half), high=math.exp(centre + half))
+
+            relative, family = interval(0.95), interval(1 - 0.05 / max(tests, 1))
+        row.verdict = relative.verdict
+        row.regression = family.significant and family.high < 1 - threshold
+        if (shift != 1.0 or prior is not None) and relative.significant:
+            against = f" against the run-wide ×{shift:.3f}" if shift != 1.0 else " (moderated)"
+            row.note = "; ".join(filter(None, [row.note, f"{relative.text()}{against}"]))
     elif a_ok:
         row.verdict, row.regression = f"now fails ({STATUS_TEXT.get(b.status, b.status)})", True
     elif b_ok:
@@ -199,15 +278,23 @@ def select_backend(run: Run, spec: str) -> Run:
                    plan=[c for c in run.plan if c.backend_spec == spec])  # fmt: skip
 
 
+def same_run(a: Run, b: Run) -> bool:
+    """Both sides from one run (RUN:torch@old against RUN:torch): interleaved, so no run-wide shift between them."""
+    return a.run_id.partition(":")[0] == b.run_id.partition(":")[0]
+
+
 def compare_runs(
-    a: Run, b: Run, threshold: float = 0.05, force: bool = False, noise: float = NOISE_FLOOR
-) -> Comparison:
+    a: Run, b: Run, threshold: float = 0.05, force: bool = False, noise: float = NOISE_FLOOR,
+    drift: float = MACHINE_DRIFT,
+) -> Comparison:  # fmt: skip
     """Compare two runs case by case. UsageError if no case matches, or (unless `force`) if the environments
     differ in a way that matters.
 
-    Verdict: faster / slower when the whole 95% CI of B ÷ A lies beyond 1 ± `noise` (see statistics.NOISE_FLOOR),
-    else no significant difference. Regression: slower, with the ratio below 1 − `threshold`, or a case that
-    ran in A and fails in B."""
+    Verdict (_judge): faster / slower when the whole 95% CI of B ÷ A, divided by the run-wide shift (two separate
+    runs with at least MIN_SHIFT_CASES testable cases; else 1) and widened by moderation and the cases' scatter,
+    lies beyond 1 ± `noise` (see statistics.NOISE_FLOOR), else no significant difference. Regression: a slowdown
+    whose Bonferroni interval lies wholly below 1 − `threshold`, or a case that ran in A and fails in B; and the
+    run as a whole when its shift is below 1 − max(`drift`, `threshold`)."""
     rows = _pair(a, b)
     if not any(r.a is not None and r.b is not None for r in rows):
         raise UsageError(f"runs {a.run_id} and {b.run_id} have no case in common: nothing to compare")
@@ -217,9 +304,28 @@ def compare_runs(
                          "that difference; pass --force to compare anyway")  # fmt: skip
     for row in rows:
         _judge(row, threshold, noise)
+    for row in rows:  # a regression holds for the whole comparison: Bonferroni over its tested cases
+        if row.ratio is not None and row.ratio.testable:
+            _judge(row, threshold, noise, tests=sum(1 for r in rows if r.ratio is not None and r.ratio.testable))
+    shift = None
+    tested = [r.ratio for r in rows if r.ratio is not None and r.ratio.testable and r.ratio.value > 0]
+    if len(tested) >= MIN_SHIFT_CASES:
+        value = 1.0
+        if not same_run(a, b):
+            value = math.exp(statistics.median(math.log(r.value) for r in tested))
+            shift = Shift(value, len(tested), drift, value < 1 - max(drift, threshold))
+        prior = statistics.median(r.variance for r in tested if math.isfinite(r.variance))
+        scatter = 0.0
+        if shift is not None:  # what moves cases apart between two runs beyond their processes' spread
+            residuals = [math.log(r.value / value) for r in tested]
+            spread = 1.4826 * statistics.median(abs(x) for x in residuals)  # robust: a few real changes barely count
+            scatter = max(0.0, spread**2 - prior)
+            shift = replace(shift, scatter=math.sqrt(scatter))
+        for row in rows:
+            _judge(row, threshold, noise, value, prior, len(tested), scatter)
     order = {"only in A": 2, "only in B": 2}
     rows.sort(key=lambda r: (order.get(r.verdict, 0) if r.a and r.b else 2, not r.regression))
-    return Comparison(a.run_id, b.run_id, threshold, rows, noise, matter, other, version_changes(a, b, rows))
+    return Comparison(a.run_id, b.run_id, threshold, rows, noise, matter, other, version_changes(a, b, rows), shift)
 
 
 def _sps(result: Result | None) -> str:
@@ -257,9 +363,11 @@ def summary_lines(comparison: Comparison) -> list[str]:
         lines.append("COMPARED UNDER --force although the runs differ in: " + ", ".join(comparison.refused_fields))
     if comparison.other_differences:
         lines.append("Other differences: " + ", ".join(comparison.other_differences))
+    if comparison.shift is not None:
+        lines.append(comparison.shift.text()[0].upper() + comparison.shift.text()[1:])
     n = len(comparison.regressions)
     lines.append(f"{n} regression(s) beyond {comparison.threshold:.0%}" if n else
-                 f"no regression beyond {comparison.threshold:.0%}")  # fmt: skip
+                 f"no case regressed beyond {comparison.threshold:.0%}")  # fmt: skip
     return lines
 
 
@@ -275,16 +383,23 @@ def to_markdown(comparison: Comparison) -> str:
 
 
 def to_json(comparison: Comparison) -> str:
-    def ratio(r: Ratio | None) -> dict[str, Any] | None:
+    def ratio(row: CaseComparison) -> dict[str, Any] | None:
+        r = row.ratio
         if r is None:
             return None
-        return {"value": r.value, "ci95": [r.low, r.high] if r.testable else None, "significant": r.significant}
+        return {"value": r.value, "ci95": [r.low, r.high] if r.testable else None,
+                "significant": row.verdict in ("faster", "slower")}  # fmt: skip
+
+    shift = comparison.shift
 
     return json.dumps({
         "run_a": comparison.run_a, "run_b": comparison.run_b, "threshold": comparison.threshold,
         "refused_fields": comparison.refused_fields, "other_differences": comparison.other_differences,
         "version_changes": comparison.version_changes,
+        "shift": None if shift is None else {"value": shift.value, "cases": shift.cases, "drift": shift.drift,
+                                             "regression": shift.regression},
+        "regressed": comparison.regressed,
         "cases": [{"key": row.key, "a_samples_per_s": row.a.samples_per_s if row.a else None,
-                   "b_samples_per_s": row.b.samples_per_s if row.b else None, "ratio": ratio(row.ratio),
+                   "b_samples_per_s": row.b.samples_per_s if row.b else None, "ratio": ratio(row),
                    "verdict": row.verdict, "regression": row.regression, "note": row.note} for row in comparison.rows],
     }, indent=1)  # fmt: skip

@@ -38,6 +38,8 @@ class Ratio:
     testable: bool = True  # False when a figure may not back a claim (why: `reason`)
     noise: float = NOISE_FLOOR
     reason: str = ""
+    variance: float = math.nan  # of the log ratio (Welch), and its degrees of freedom: what the interval came from
+    df: float = math.nan
 
     @property
     def significant(self) -> bool:
@@ -111,7 +113,7 @@ def throughput_ratio(numerator: list[Timed], denominator: list[Timed], noise: fl
             parts.append((float(logs.var(ddof=1)) / len(logs) / len(side) ** 2, len(logs) - 1))
     variance = sum(v for v, _ in parts)
     if variance <= 0:
-        return Ratio(value, value, value, noise=noise)
+        return Ratio(value, value, value, noise=noise, variance=0.0, df=math.inf)
     df = variance**2 / sum(v**2 / d for v, d in parts if v > 0)
     half = t95(df) * math.sqrt(variance)
-    return Ratio(value, math.exp(centre - half), math.exp(centre + half), noise=noise)
+    return Ratio(value, math.exp(centre - half), math.exp(centre + half), noise=noise, variance=variance, df=df)

@@ -9,10 +9,16 @@ then every case again, each time in a process of its own); an attempt whose wind
 at the end of the sweep, at most `measure.retries` more times; with `measure.wait_quiet_s`, each timed attempt
 first waits (bounded) for its CPUs to be quiet. A case's result is written once all its repetitions are settled;
 a failed attempt settles the case at once. A resumed run keeps the attempts already stored and goes on from them.
+
+With `measure.budget_s`, rounds beyond the second are a bonus: as round r+1 (r >= 2) is about to start, the
+rounds so far took `elapsed`, one more takes about elapsed / r, and if that would end the sweep past the budget,
+round r+1 and every later one are left out for every case (each figure then comes from r processes, as the
+tables say). Retries of disturbed windows are not rounds: they still run.
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -58,6 +64,7 @@ def sweep(
                 slots[case.key][r].append(doc)
     queue: deque[tuple[Case, int]] = deque((c, r) for r in range(repeat) for c in todo)
     started: set[str] = set()
+    began, rounds_checked = time.monotonic(), 2  # rounds 1 and 2 always run
 
     def outcome(case: Case) -> dict[str, Any]:
         ok, reason = session.available(case)
@@ -85,7 +92,10 @@ def sweep(
             return True
         return all(slot and settled(slot, measure) for slot in mine)
 
+    written: set[str] = set()
+
     def settle(case: Case) -> None:
+        written.add(case.key)
         document = case_document(case, slots[case.key], measure)
         session.add_result(case, seq[case.key], document)
         if on_event:
@@ -96,6 +106,17 @@ def sweep(
             settle(case)
     while queue:
         case, r = queue.popleft()
+        if r >= rounds_checked and measure.budget_s > 0:
+            rounds_checked = r + 1
+            elapsed = time.monotonic() - began
+            if elapsed + elapsed / r > measure.budget_s:  # round r+1 would end the sweep past the budget
+                queue = deque(item for item in queue if item[1] < r)
+                for key in slots:
+                    del slots[key][r:]
+                for other in todo:  # those whose last kept round was their last attempt
+                    if other.key not in written and all(slots[other.key]) and done(other.key):
+                        settle(other)
+                continue
         mine = slots[case.key]
         if done(case.key) or (mine[r] and settled(mine[r], measure)):
             continue  # settled (a failed repetition settles the whole case), or written just above on resume

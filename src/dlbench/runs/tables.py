@@ -199,9 +199,13 @@ def legend(run: Run) -> list[str]:
         lines.append(note)
     measure = run.settings.get("measure") or {}
     repeat = int(measure.get("repeat", 1))
+    kept = max((len(r.stats.get("repetition_medians_s") or []) for r in run.results), default=0) or repeat
     if repeat > 1:
-        lines.append(f"each figure: the geometric mean of {repeat} independent processes' medians (measured in rounds "
-                     "across the run); its interval comes from the spread between them")  # fmt: skip
+        lines.append(f"each figure: the geometric mean of {min(kept, repeat)} independent processes' medians (measured "
+                     "in rounds across the run); its interval comes from the spread between them")  # fmt: skip
+    if 1 < kept < repeat:
+        lines.append(f"--repeat {repeat} asked; rounds beyond {kept} were left out: on this machine they would have "
+                     f"ended the run past its budget of {float(measure.get('budget_s', 0)):g} s (`budget_s`)")
     if any("disturbed" in r.flags for r in run.results):
         share = float(measure.get("max_outside_share", 0.10))
         lines.append(f"[disturbed]: in every attempt, other processes used more than {share:.0%} of the case's CPUs "
