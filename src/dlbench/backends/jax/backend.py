@@ -148,10 +148,7 @@ class JaxBackend(Backend):
     ) -> Step:
         self.check_supported(case, workload, DTYPES, MODELS)
         self._device = device = helpers.device(self.device, self.name)
-        if device.platform != "cpu":
-            # fp32 means fp32: XLA's default runs f32 dot/conv on TF32 units on Ampere and later GPUs (`tf32` is a
-            # precision of its own in dlbench's vocabulary); torch and TensorFlow backends turn it off likewise.
-            jax.config.update("jax_default_matmul_precision", "highest")
+        helpers.full_fp32(device)  # fp32 means fp32, as every backend on CUDA
         self.dtype = dtype = DTYPES[case.precision]
         model = MODELS[workload.name]
         if workload.name == "lstm":

@@ -38,6 +38,13 @@ def device(name: str, backend: str) -> Any:
         raise Unsupported(f"jax {jax.__version__}: {exc}") from exc
 
 
+def full_fp32(dev: Any) -> None:
+    """fp32 means fp32 off the CPU: XLA's default runs f32 dot/conv on TF32 units on Ampere and later GPUs (`tf32`
+    is a precision of its own in dlbench's vocabulary). Recorded as `jax_default_matmul_precision`."""
+    if dev.platform != "cpu":
+        jax.config.update("jax_default_matmul_precision", "highest")
+
+
 def enable_persistent_cache(cache_dir: str) -> None:
     """JAX's persistent compilation cache in <cache_dir>/jax, for every computation: by default JAX stores only
     those that took over a second to compile, which would leave small cases cold on a warm start."""

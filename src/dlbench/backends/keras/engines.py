@@ -44,6 +44,7 @@ class _KerasJax(KerasBackend):
 
     def check_device(self) -> None:
         self._device = self.helpers.device(self.device, self.name)
+        self.helpers.full_fp32(self._device)  # fp32 means fp32, as every backend on CUDA
 
     def compile_steps(self, model: Any, x: Any, mode: str) -> Step:
         import jax
@@ -113,7 +114,12 @@ class _KerasTorch(KerasBackend):
         self.threads = threads
 
     def check_device(self) -> None:
+        import torch
+
         self.helpers.check_device(self.device, self.name)
+        if self.device == "cuda":  # as the torch backend: cuDNN's autotuner on, fp32 means fp32
+            torch.backends.cudnn.benchmark = True
+            self.helpers.full_fp32()
 
     def compile_steps(self, model: Any, x: Any, mode: str) -> Step:
         import torch
@@ -173,7 +179,8 @@ class _KerasTensorFlow(KerasBackend):
         self.threads_applied = self.helpers.configure(threads, self.device)
 
     def check_device(self) -> None:
-        self.helpers.device_name(self.device, self.name)
+        if self.helpers.device_name(self.device, self.name).startswith("/GPU"):
+            self.helpers.full_fp32()  # fp32 means fp32, as every backend on CUDA
 
     def compile_steps(self, model: Any, x: Any, mode: str) -> Step:
         import tensorflow as tf

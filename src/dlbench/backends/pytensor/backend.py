@@ -289,6 +289,7 @@ class PyTensorJaxBackend(PyTensorBackend):
 
     def _check_device(self) -> None:
         self.jax_device = _jax_helpers().device(self.device, self.name)
+        _jax_helpers().full_fp32(self.jax_device)  # fp32 means fp32, as every backend on CUDA
 
     def to_device(self, value: np.ndarray) -> Any:
         return _jax().device_put(value, self.jax_device)
@@ -307,6 +308,8 @@ class PyTensorJaxBackend(PyTensorBackend):
             "jit": "jax.jit (PyTensor's JAXLinker)",
             "platform": getattr(getattr(self, "jax_device", None), "platform", None),
             "x64_enabled": bool(jax.config.jax_enable_x64),  # PyTensor's JAX linker turns it on
+            # None = XLA's default: full f32 on CPU; on NVIDIA GPUs from Ampere on, TF32 for f32 dot/conv.
+            "jax_default_matmul_precision": jax.config.jax_default_matmul_precision,
             "jax_compilation_cache_dir": jax.config.jax_compilation_cache_dir,  # None: XLA compiles in memory
             "XLA_PYTHON_CLIENT_PREALLOCATE": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE"),
             "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),

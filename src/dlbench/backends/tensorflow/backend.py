@@ -197,8 +197,7 @@ class TensorFlowBackend(Backend):
         device = helpers.device_name(self.device, self.name)
         gpu = device.startswith("/GPU")
         if gpu:
-            # TF turns TF32 on by default for fp32 matmuls and convs on Ampere and later; fp32 means fp32 here.
-            tf.config.experimental.enable_tensor_float_32_execution(False)
+            helpers.full_fp32()  # fp32 means fp32, as every backend on CUDA
         self.dtype = dtype = DTYPES[case.precision]
         self.device_name = device
         with tf.device(device):  # variables and input live on the case's device

@@ -82,6 +82,12 @@ def peak_memory(device: str) -> dict[str, int]:
     return {"tensorflow_gpu_peak": int(info["peak"]), "tensorflow_gpu_current": int(info["current"])}
 
 
+def full_fp32() -> None:
+    """fp32 means fp32 on CUDA: TF runs fp32 matmuls and convolutions in TF32 by default on Ampere and later
+    (`tf32` is a precision of its own in dlbench's vocabulary). Recorded as `tensor_float_32_execution`."""
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+
+
 def settings(device: str) -> dict[str, Any]:
     """TF's runtime settings in force: thread pools, oneDNN, Grappler's auto-jit, determinism; on CUDA, memory
     growth and TF32."""

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 # isort: off
-from dlbench.backends.tensorflow import helpers  # noqa: F401 — first: it keeps TF's chatter out of the logs
+from dlbench.backends.tensorflow import helpers  # first: it keeps TF's chatter out of the logs
 import numpy as np
 import tensorflow as tf
 
@@ -72,7 +72,7 @@ def _device(device: str) -> str:
     if device == "cpu":
         return "/CPU:0"
     if device == "cuda" and tf.config.list_physical_devices("GPU"):
-        tf.config.experimental.enable_tensor_float_32_execution(False)  # fp32 means fp32
+        helpers.full_fp32()  # fp32 means fp32, as in the tensorflow backend
         return "/GPU:0"
     raise Unsupported(f"tensorflow {tf.__version__} has no device {device!r}")
 

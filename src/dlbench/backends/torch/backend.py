@@ -73,10 +73,7 @@ class TorchBackend(Backend):
         helpers.check_device(self.device, self.name)
         if self.device == "cuda":
             torch.backends.cudnn.benchmark = True
-            # fp32 means fp32: cuDNN's convolutions default to TF32 on Ampere and later (`tf32` is a precision of
-            # its own in dlbench's vocabulary), and TensorFlow and JAX backends turn it off the same way.
-            torch.backends.cudnn.allow_tf32 = False
-            torch.backends.cuda.matmul.allow_tf32 = False
+            helpers.full_fp32()  # fp32 means fp32, as every backend on CUDA
         return torch.device(self.device)
 
     def wrap(self, model: nn.Module) -> Callable[..., Any]:

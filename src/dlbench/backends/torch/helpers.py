@@ -64,6 +64,31 @@ def peak_memory(device: str) -> dict[str, int]:
     }
 
 
+def full_fp32() -> None:
+    """fp32 means fp32 on CUDA (`tf32` is a precision of its own in dlbench's vocabulary): no TF32 in matmuls nor
+    in cuDNN's convolutions and RNNs, which torch runs in TF32 by default on Ampere and later. Through the API of
+    the installed torch: `fp32_precision = "ieee"` from 2.9 (whose allow_tf32 switches are deprecated, and may not
+    be mixed with it), the allow_tf32 switches before. `tf32_settings()` records what is in force."""
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    if hasattr(matmul, "fp32_precision") and hasattr(cudnn, "conv"):
+        matmul.fp32_precision = "ieee"
+        cudnn.conv.fp32_precision = "ieee"
+        cudnn.rnn.fp32_precision = "ieee"
+    else:
+        matmul.allow_tf32 = False
+        cudnn.allow_tf32 = False
+
+
+def tf32_settings() -> dict[str, Any]:
+    """Whether CUDA fp32 work may run in TF32, in the installed torch's own terms (see full_fp32)."""
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    if hasattr(matmul, "fp32_precision") and hasattr(cudnn, "conv"):
+        return {"cuda.matmul.fp32_precision": matmul.fp32_precision,
+                "cudnn.conv.fp32_precision": cudnn.conv.fp32_precision,
+                "cudnn.rnn.fp32_precision": cudnn.rnn.fp32_precision}  # fmt: skip
+    return {"cuda.matmul.allow_tf32": matmul.allow_tf32, "cudnn.allow_tf32": cudnn.allow_tf32}
+
+
 def settings(device: str) -> dict[str, Any]:
     """torch's own settings in force: threads, oneDNN, matmul precision, determinism; on CUDA, cuDNN and TF32."""
     found: dict[str, Any] = {
@@ -78,8 +103,7 @@ def settings(device: str) -> dict[str, Any]:
             "cudnn.enabled": torch.backends.cudnn.enabled,
             "cudnn.benchmark": torch.backends.cudnn.benchmark,
             "cudnn.deterministic": torch.backends.cudnn.deterministic,
-            "cuda.matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32,
-            "cudnn.allow_tf32": torch.backends.cudnn.allow_tf32,
+            **tf32_settings(),
         })  # fmt: skip
     return found
 

@@ -20,6 +20,7 @@ import torch.nn.functional as F  # noqa: N812 — PyTorch's own idiom
 
 from dlbench.backends.base import Unsupported
 from dlbench.backends.layers import Built
+from dlbench.backends.torch import helpers
 from dlbench.workloads.layers import BN_EPS, LAYERS
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16,
@@ -51,8 +52,7 @@ def _device(device: str) -> torch.device:
     if device == "cpu":
         return torch.device("cpu")
     if device == "cuda" and torch.cuda.is_available():
-        torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32, as in the torch backend
-        torch.backends.cudnn.allow_tf32 = False
+        helpers.full_fp32()  # fp32 means fp32, as in the torch backend
         return torch.device("cuda")
     raise Unsupported(f"device {device!r} is not available to torch {torch.__version__}")
 
