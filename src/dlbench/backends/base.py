@@ -167,8 +167,10 @@ class Backend:
     def reset_peak_memory(self) -> None:
         """Forget the device allocator's peak so far (called after the model is built)."""
 
-    def peak_memory(self) -> dict[str, int]:
-        """Peak device memory figures in bytes, each named for what it is (`torch_cuda_max_allocated`, ...)."""
+    def peak_memory(self) -> dict[str, Any]:
+        """Peak device memory figures in bytes, named alike in every framework (measure/memory.py's
+        DEVICE_FIGURES: `device_allocated_peak_bytes`, ...), with `device_peak_covers` (the timed steps, or the
+        process's life where the framework cannot reset its peak) and `device_peak_source`."""
         return {}
 
     def settings(self) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """CPU memory readers for the worker process. Device (GPU) figures come from the backend.
 
-Worker-side module: standard library only. Linux reads /proc; elsewhere getrusage's ru_maxrss stands in.
+Worker-side module: standard library only (and nvidia-ml-py for NvmlPeak, where installed). Linux reads /proc;
+elsewhere getrusage's ru_maxrss stands in.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import ctypes
 import os
 import resource
 import sys
+from typing import Any
 
 
 def _status_kib(field: str) -> int | None:
@@ -103,3 +105,82 @@ def populate(runs: list[tuple[int, int]]) -> None:
         if libc.madvise(address, length, _MADV_POPULATE_READ) != 0:
             for offset in range(0, length, page):  # older kernels: touch each page
                 ctypes.string_at(address + offset, 1)
+
+
+# -- what nvidia-smi shows: a CUDA process's device memory, through NVML -----------------------------------------
+#
+# Every framework's allocator reports its own peak (device_allocated_peak_bytes), which leaves out the CUDA context,
+# cuDNN/cuBLAS handles and workspaces and whatever the allocator keeps cached; the 2016 study read nvidia-smi, the
+# whole process as the driver sees it. NVML gives that figure per process, at the moment it is asked, so a thread
+# samples it while the steps are timed and keeps the largest.
+
+DEVICE_FIGURES = {  # the memory document's device figures, in the order a table prefers them
+    "device_process_peak_bytes": "the worker process's device memory as nvidia-smi shows it (NVML, sampled every "
+    "10 ms during the timed steps: CUDA context, library handles and the allocator's cache included)",
+    "device_allocated_peak_bytes": "the framework allocator's peak of memory in use by tensors",
+    "device_reserved_peak_bytes": "the framework allocator's peak of memory held from the driver (cached included)",
+}
+
+
+class NvmlPeak:
+    """The largest device memory NVML reports for this process between start() and stop(), sampled every
+    `interval_s` in a thread. stop() returns {"device_process_peak_bytes": N} or {"device_process_peak_note": why}.
+    Needs nvidia-ml-py (`pynvml`); the device index is the first of CUDA_VISIBLE_DEVICES (else 0)."""
+
+    def __init__(self, interval_s: float = 0.01) -> None:
+        self.interval_s, self.peak, self.note = interval_s, -1, ""
+        self._stop: Any = None
+        self._thread: Any = None
+
+    def _used(self) -> int | None:
+        import pynvml
+
+        for process in pynvml.nvmlDeviceGetComputeRunningProcesses(self._handle):
+            if process.pid == os.getpid():
+                return None if process.usedGpuMemory is None else int(process.usedGpuMemory)
+        return 0
+
+    def start(self) -> None:
+        import threading
+
+        try:
+            import pynvml  # nvidia-ml-py
+
+            pynvml.nvmlInit()
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip()
+            self._handle = pynvml.nvmlDeviceGetHandleByIndex(int(visible) if visible.isdigit() else 0)
+            first = self._used()
+        except Exception as exc:  # noqa: BLE001 — no NVML (no nvidia-ml-py, no driver, a container): no figure
+            self.note = f"NVML cannot say: {type(exc).__name__}: {exc}"
+            return
+        if first is None:
+            self.note = "NVML reports no per-process memory here (a MIG slice or a container without it)"
+            return
+        self.peak = first
+        self._stop = threading.Event()
+
+        def sample() -> None:
+            while not self._stop.wait(self.interval_s):
+                try:
+                    used = self._used()
+                except Exception:  # noqa: BLE001 — a sampler must never break a measurement
+                    return
+                if used is not None:
+                    self.peak = max(self.peak, used)
+
+        self._thread = threading.Thread(target=sample, name="dlbench-nvml", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> dict[str, Any]:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            try:
+                used = self._used()
+                if used is not None:
+                    self.peak = max(self.peak, used)
+            except Exception:  # noqa: BLE001
+                pass
+        if self.peak < 0:
+            return {"device_process_peak_note": self.note or "not sampled"}
+        return {"device_process_peak_bytes": self.peak}

@@ -41,7 +41,14 @@ from dlbench.backends import BACKENDS
 from dlbench.backends.base import Backend, Unsupported
 from dlbench.core.cases import Case, MeasureConfig
 from dlbench.measure.disturbance import Watch
-from dlbench.measure.memory import current_rss_bytes, peak_rss_bytes, populate, reset_peak_rss, resident_file_pages
+from dlbench.measure.memory import (
+    NvmlPeak,
+    current_rss_bytes,
+    peak_rss_bytes,
+    populate,
+    reset_peak_rss,
+    resident_file_pages,
+)
 from dlbench.measure.timing import measure
 from dlbench.runner.protocol import decode, kill_group, write_message
 from dlbench.runner.verification import verify_case
@@ -132,6 +139,9 @@ def run_case(
         backend.reset_peak_memory()
         peak_reset = reset_peak_rss()
         rss_before = current_rss_bytes()
+        nvml = NvmlPeak() if case.device.startswith("cuda") else None
+        if nvml is not None:
+            nvml.start()
         timing = measure(step, backend.synchronize, config, window=Watch(case.device, cpus or None, result["threads"]))
         peak = peak_rss_bytes()
         return {
@@ -145,6 +155,7 @@ def run_case(
                 "rss_before_steps_bytes": rss_before,
                 "rss_peak_covers": "measured steps" if peak_reset else "whole worker life",
                 **backend.peak_memory(),
+                **(nvml.stop() if nvml is not None else {}),
             },
         }  # fmt: skip
 

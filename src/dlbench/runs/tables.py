@@ -15,6 +15,7 @@ from typing import Any
 from dlbench.backends import BACKENDS
 from dlbench.core.results import Result, Run
 from dlbench.core.tables import Table
+from dlbench.measure.memory import DEVICE_FIGURES
 
 STATUS_TEXT = {"oom": "out of memory", "unsupported": "unsupported", "error": "error", "timeout": "timeout"}
 MIB = 1024 * 1024
@@ -86,15 +87,20 @@ class _Notes:
         return [f"[{i}] {text}" for i, text in enumerate(self.items, 1)]
 
 
+# Device figures of stores written before they were named alike (measure/memory.py: DEVICE_FIGURES).
+_LEGACY_FIGURES = ("torch_cuda_max_allocated", "tensorflow_gpu_peak", "jax_peak_bytes_in_use")
+
+
 def memory_figure(result: Result) -> tuple[str, int] | None:
-    """The figure the memory column shows: the device allocator's peak where the backend reports one,
-    else the worker's peak RSS."""
+    """The figure the memory column shows: on a device, the process's memory as nvidia-smi shows it (what the
+    2016 study read) where NVML gave it, else the framework allocator's peak; on the CPU the worker's peak RSS.
+    Each is named in the table's note."""
     memory = result.memory
-    for key, value in memory.items():
-        if not key.startswith("rss_") and isinstance(value, int):
+    for key in (*DEVICE_FIGURES, *_LEGACY_FIGURES, "rss_peak_bytes"):
+        value = memory.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
             return key, value
-    value = memory.get("rss_peak_bytes")
-    return ("rss_peak_bytes", value) if isinstance(value, int) else None
+    return None
 
 
 def _group(results: list[Result], key: Callable[[Result], tuple[Any, ...]]) -> dict[tuple[Any, ...], dict[str, Result]]:
@@ -183,6 +189,7 @@ def vgg_table(run: Run) -> Table | None:
 
 
 _FIGURE_TEXT = {
+    **DEVICE_FIGURES,
     "rss_peak_bytes": "the worker process's peak resident memory (RSS) during the timed steps, "
     "framework import baseline included",
 }

@@ -197,7 +197,7 @@ class JaxBackend(Backend):
         # this case's anyway; it includes building the model (params and input on the device).
         pass
 
-    def peak_memory(self) -> dict[str, int]:
+    def peak_memory(self) -> dict[str, Any]:
         return helpers.peak_memory(self._device)
 
     def compile_cache(self) -> dict[str, str]:

@@ -96,13 +96,19 @@ def compute_settings(hlo: str, dtype: str) -> dict[str, str]:
     return settings
 
 
-def peak_memory(dev: Any) -> dict[str, int]:
-    """The device allocator's peak and limit; {} on the CPU, where the worker measures RSS itself."""
+def peak_memory(dev: Any) -> dict[str, Any]:
+    """The device allocator's peak and limit, named as every framework's (measure/memory.py: DEVICE_FIGURES);
+    {} on the CPU, where the worker measures RSS itself. JAX cannot reset its peak: it covers the process's life
+    (the parameters' upload and XLA's autotuning included), and says so."""
     if dev is None or dev.platform == "cpu":
         return {}
     stats = dev.memory_stats() or {}
-    names = {"peak_bytes_in_use": "jax_peak_bytes_in_use", "bytes_limit": "jax_bytes_limit"}
-    return {new: int(stats[old]) for old, new in names.items() if old in stats}
+    names = {"peak_bytes_in_use": "device_allocated_peak_bytes", "peak_pool_bytes": "device_reserved_peak_bytes",
+             "bytes_limit": "device_limit_bytes"}  # fmt: skip
+    found: dict[str, Any] = {new: int(stats[old]) for old, new in names.items() if old in stats}
+    found.update(device_peak_covers="process life (JAX cannot reset its peak)",
+                 device_peak_source="jax Device.memory_stats()")  # fmt: skip
+    return found
 
 
 def versions() -> dict[str, str]:

@@ -82,7 +82,7 @@ class _KerasJax(KerasBackend):
 
         jax.block_until_ready(result)
 
-    def peak_memory(self) -> dict[str, int]:
+    def peak_memory(self) -> dict[str, Any]:
         return self.helpers.peak_memory(self._device)  # type: ignore[no-any-return]
 
     def settings(self) -> dict[str, Any]:
@@ -156,7 +156,7 @@ class _KerasTorch(KerasBackend):
     def reset_peak_memory(self) -> None:
         self.helpers.reset_peak_memory(self.device)
 
-    def peak_memory(self) -> dict[str, int]:
+    def peak_memory(self) -> dict[str, Any]:
         return self.helpers.peak_memory(self.device)  # type: ignore[no-any-return]
 
     def settings(self) -> dict[str, Any]:
@@ -220,7 +220,7 @@ class _KerasTensorFlow(KerasBackend):
     def reset_peak_memory(self) -> None:
         self.helpers.reset_peak_memory(self.device)
 
-    def peak_memory(self) -> dict[str, int]:
+    def peak_memory(self) -> dict[str, Any]:
         return self.helpers.peak_memory(self.device)  # type: ignore[no-any-return]
 
     def settings(self) -> dict[str, Any]:

@@ -298,7 +298,7 @@ class PyTensorJaxBackend(PyTensorBackend):
         if result is not None:
             _jax().block_until_ready(result)
 
-    def peak_memory(self) -> dict[str, int]:
+    def peak_memory(self) -> dict[str, Any]:
         return _jax_helpers().peak_memory(getattr(self, "jax_device", None))  # type: ignore[no-any-return]
 
     def settings(self) -> dict[str, Any]:

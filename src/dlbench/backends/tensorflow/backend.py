@@ -258,7 +258,7 @@ class TensorFlowBackend(Backend):
     def reset_peak_memory(self) -> None:
         helpers.reset_peak_memory(self.device)
 
-    def peak_memory(self) -> dict[str, int]:
+    def peak_memory(self) -> dict[str, Any]:
         return helpers.peak_memory(self.device)
 
     def settings(self) -> dict[str, Any]:

@@ -74,12 +74,14 @@ def reset_peak_memory(device: str) -> None:
         tf.config.experimental.reset_memory_stats("GPU:0")
 
 
-def peak_memory(device: str) -> dict[str, int]:
-    """TF's GPU allocator's peak and current use; {} on the CPU, where the worker measures RSS itself."""
+def peak_memory(device: str) -> dict[str, Any]:
+    """TF's GPU allocator's peak over the timed steps (reset_peak_memory ran before them), named as every
+    framework's (measure/memory.py: DEVICE_FIGURES); {} on the CPU, where the worker measures RSS itself."""
     if not _on_gpu(device):
         return {}
     info = tf.config.experimental.get_memory_info("GPU:0")
-    return {"tensorflow_gpu_peak": int(info["peak"]), "tensorflow_gpu_current": int(info["current"])}
+    return {"device_allocated_peak_bytes": int(info["peak"]), "device_peak_covers": "timed steps",
+            "device_peak_source": "tf.config.experimental.get_memory_info('GPU:0')['peak']"}  # fmt: skip
 
 
 def full_fp32() -> None:

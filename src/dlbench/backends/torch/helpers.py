@@ -54,13 +54,16 @@ def reset_peak_memory(device: str) -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-def peak_memory(device: str) -> dict[str, int]:
-    """The CUDA caching allocator's peaks; {} on the CPU, where the worker measures RSS itself."""
+def peak_memory(device: str) -> dict[str, Any]:
+    """The CUDA caching allocator's peaks over the timed steps (reset_peak_memory ran before them), named as every
+    framework's (measure/memory.py: DEVICE_FIGURES); {} on the CPU, where the worker measures RSS itself."""
     if not on_cuda(device):
         return {}
     return {
-        "torch_cuda_max_allocated": torch.cuda.max_memory_allocated(),
-        "torch_cuda_max_reserved": torch.cuda.max_memory_reserved(),
+        "device_allocated_peak_bytes": torch.cuda.max_memory_allocated(),  # tensors
+        "device_reserved_peak_bytes": torch.cuda.max_memory_reserved(),  # the caching allocator's segments
+        "device_peak_covers": "timed steps",
+        "device_peak_source": "torch.cuda.max_memory_allocated / max_memory_reserved",
     }
 
 
