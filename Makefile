@@ -7,13 +7,42 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check
 # CPU-only builds unless an NVIDIA GPU answers nvidia-smi (then CUDA builds: see pyproject's `gpu` extra).
 EXTRAS ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 
+# SYSTEM=1: use the frameworks this machine already has (a GPU node's own torch and JAX, no network): the venv
+# sees the system's site-packages, and dlbench is installed without downloading anything (no build isolation,
+# no index; pip checks that every dependency is already installed and names any that is not).
+SYSTEM ?=
+ifeq ($(SYSTEM),1)
+VENV_FLAGS := --system-site-packages
+EXTRAS     := system
+INSTALL    := $(BIN)/python -c "$$SYSTEM_CHECK" && $(PIP) install -q --no-index --no-build-isolation -e .
+else
+VENV_FLAGS :=
+INSTALL    := $(PIP) install -q -c constraints/frameworks.txt -e '.[$(EXTRAS)]'
+endif
+
+# What SYSTEM=1 needs from the machine, said in one line before pip would say it in forty.
+define SYSTEM_CHECK
+import importlib.metadata as m, sys
+need = {"setuptools": (68,), "wheel": (0,), "numpy": (1, 23), "rich": (13,), "psutil": (5, 9)}
+def version(name):
+    try:
+        return tuple(int(p) for p in m.version(name).split(".")[:2] if p.isdigit())
+    except m.PackageNotFoundError:
+        return None
+bad = [f"{n}>={'.'.join(map(str, v))} (found {'.'.join(map(str, version(n))) if version(n) else 'none'})"
+       for n, v in need.items() if version(n) is None or version(n) < v]
+if bad:
+    sys.exit("make SYSTEM=1: this Python lacks " + ", ".join(bad) + ": install them into it, or run make without SYSTEM=1")
+endef
+export SYSTEM_CHECK
+
 .PHONY: run test install install-test lint typecheck browser clean
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 
 $(VENV)/.installed-$(EXTRAS): $(BIN)/python pyproject.toml constraints/frameworks.txt
-	$(PIP) install -q -c constraints/frameworks.txt -e '.[$(EXTRAS)]'
+	$(INSTALL)
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed-$(EXTRAS)
