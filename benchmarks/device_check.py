@@ -90,8 +90,9 @@ def main() -> None:
                              "--precisions", "fp32,fp16,bf16", "--format", "markdown"], 150, args.out, "verify.md")
     # One process per case and 0.3 s of timing (the suite asks 3 and 1 s): 72 cases fit the device budget; the
     # figures are the device path's, not yet the study's (no significance from one process).
-    results["seed"] = step("the seed's tables", [*dlbench, "run", "seed", "--backends", args.backends, "--repeat", "1",
-                           "--min-time", "0.3", "--store", store, "--format", "markdown"], 330, args.out, "seed.md")  # fmt: skip
+    seed = [*dlbench, "run", "seed", "--backends", args.backends, "--repeat", "1", "--min-time", "0.3",
+            "--store", store, "--format", "markdown"]  # fmt: skip
+    results["seed"] = step("the seed's tables", seed, 330, args.out, "seed.md")
     print("\n## summary\n" + "\n".join(f"- {name}: {'ok' if ok else 'FAILED'}" for name, ok in results.items()))
     sys.exit(0 if all(results.values()) else 1)
 
