@@ -57,6 +57,8 @@ try:
 except Exception as exc:
     found["nvml this process"] = f"{type(exc).__name__}: {exc}"
 print(json.dumps(found, indent=1, default=str))
+seen = (isinstance(found["torch"], dict) and found["torch"]["available"]) or isinstance(found["jax"], dict)
+raise SystemExit(0 if seen else "no framework here sees a CUDA GPU")
 """
 
 
@@ -86,6 +88,8 @@ def main() -> None:
     if shutil.which("nvidia-smi"):
         results["nvidia-smi"] = step("nvidia-smi", ["nvidia-smi"], 30, args.out, "nvidia-smi.txt")
     results["preflight"] = step("preflight", [sys.executable, "-c", PREFLIGHT], 120, args.out, "preflight.json")
+    if not results["preflight"]:
+        sys.exit("device check: the preflight failed (no GPU seen?): nothing further to check")
     results["verify"] = step("verify on cuda", [*dlbench, "verify", "--device", "cuda", "--backends", args.backends,
                              "--precisions", "fp32,fp16,bf16", "--format", "markdown"], 150, args.out, "verify.md")
     # One process per case and 0.3 s of timing (the suite asks 3 and 1 s): 72 cases fit the device budget; the
