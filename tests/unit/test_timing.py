@@ -67,3 +67,44 @@ def test_cap_wins_over_minimum_iterations() -> None:
     config = MeasureConfig(min_time_s=0.1, min_iters=10, max_time_s=5.0, warmup_iters=0)
     t = measure(fake.step, fake.sync, config, clock=fake.clock)
     assert len(t.samples_s) == 2 and t.stopped_by == "max_time"
+
+
+class AsyncDevice(FakeClock):
+    """A device with asynchronous dispatch: a step costs `launch` on the host to queue and `work` on the device;
+    sync waits until the device has done all that is queued, then costs `latency` more."""
+
+    def __init__(self, launch: float, work: float, latency: float) -> None:
+        super().__init__([])
+        self.launch, self.work, self.latency, self.device_free = launch, work, latency, 0.0
+
+    def step(self) -> str:
+        self.calls += 1
+        self.now += self.launch
+        self.device_free = max(self.device_free, self.now) + self.work
+        return "result"
+
+    def sync(self, value: object) -> None:
+        self.synced += 1
+        self.now = max(self.now, self.device_free) + self.latency
+
+
+def test_blocks_time_a_short_device_step_without_its_launch_and_sync_latency() -> None:
+    """A 50 µs step with 20 µs launch and 30 µs sync latency: one step per clock read says 100 µs; blocks
+    of 5 ms say the step's own 50 µs within 2% (a block still holds one launch and one sync: 50 µs ÷ 50 steps),
+    and the result records the block size."""
+    config = MeasureConfig(min_time_s=0.05, min_iters=10, max_time_s=1.0, warmup_iters=2, target_rel_ci=0.5)
+    single = measure((d := AsyncDevice(20e-6, 50e-6, 30e-6)).step, d.sync, config, clock=d.clock)
+    assert single.block_steps == 1 and single.samples_s[0] == pytest.approx(100e-6)
+    blocked_config = MeasureConfig(**{**config.to_dict(), "block_min_s": 0.005})
+    blocked = measure((d := AsyncDevice(20e-6, 50e-6, 30e-6)).step, d.sync, blocked_config, clock=d.clock)
+    assert blocked.block_steps == 50  # 5 ms ÷ the fastest untimed step (100 µs, latency included)
+    assert blocked.samples_s[0] == pytest.approx(51e-6, rel=1e-6)
+    assert d.synced == 1 + 2 + len(blocked.samples_s)  # first step, warm-ups, then one sync per block
+
+
+def test_blocks_are_sized_from_an_extra_untimed_step_when_there_is_no_warm_up() -> None:
+    fake = FakeClock([5.0] + [0.001] * 10000)  # the first step compiles: it must not size the blocks
+    t = measure(fake.step, fake.sync, MeasureConfig(min_time_s=0.1, min_iters=5, max_time_s=1.0, warmup_iters=0,
+                                                     block_min_s=0.01), clock=fake.clock)  # fmt: skip
+    assert t.warmup_s == [pytest.approx(0.001)] and t.block_steps == 10
+    assert t.samples_s[0] == pytest.approx(0.001)

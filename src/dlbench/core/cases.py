@@ -23,6 +23,10 @@ class MeasureConfig:
     max_iters: int = 100_000
     warmup_iters: int = 1  # untimed steps after the first one (whose time is kept as first_step_s)
     target_rel_ci: float = 0.01  # stop early once the 95% CI of the median is within ±1% of it
+    # Steps shorter than a device's launch-and-synchronise latency (a small LSTM step on a GPU: tens of µs) are
+    # timed in blocks between synchronisations, each block lasting at least this long; a sample is then a block's
+    # time ÷ its steps, and min_iters/max_iters count blocks (measure/timing.py). 0: one step per clock read.
+    block_min_s: float = 0.0
     # Trust on a machine that is not quiet (measure/disturbance.py, runner/sweep.py):
     repeat: int = 1  # independent repetitions: each case timed in this many processes, in rounds across the sweep
     retries: int = 2  # a disturbed window is measured again later in the sweep, at most this many more times
@@ -47,6 +51,7 @@ class MeasureConfig:
         rules: dict[str, tuple[type, float, float]] = {
             "min_time_s": (float, 0, math.inf), "max_time_s": (float, 0, math.inf), "min_iters": (int, 1, math.inf),
             "max_iters": (int, 1, math.inf), "warmup_iters": (int, 0, math.inf), "target_rel_ci": (float, 0, 1),
+            "block_min_s": (float, 0, 60),
             "repeat": (int, 1, 100), "retries": (int, 0, 100), "max_outside_share": (float, 0, 1),
             "min_cpu_share": (float, 0, 1), "wait_quiet_s": (float, 0, 3600), "budget_s": (float, 0, 86400),
         }  # fmt: skip

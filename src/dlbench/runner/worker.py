@@ -147,6 +147,7 @@ def run_case(
         return {
             "status": "ok", "first_step_s": timing.first_step_s, "warmup_s": timing.warmup_s,
             "samples_s": timing.samples_s, "stopped_by": timing.stopped_by, "measure_total_s": timing.total_s,
+            "block_steps": timing.block_steps,
             "window": timing.window,
             "memory": {
                 "rss_peak_bytes": peak,
