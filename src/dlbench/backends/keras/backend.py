@@ -240,6 +240,10 @@ class KerasBackend(Backend):
             if self.workload == "lstm":
                 settings["use_cudnn"] = layer.use_cudnn
                 settings["cudnn_eligible"] = self._cudnn_eligible(layer)
+                if self.engine == "torch" and self.device != "cpu":
+                    # Keras 3's torch LSTM catches any exception of its cuDNN path and falls back to a Python loop
+                    # without a word: eligible is not proof that cuDNN ran (the device check's profile is).
+                    settings["cudnn_ran"] = "not observable: Keras' torch LSTM falls back silently"
         return settings
 
     def _cudnn_eligible(self, layer: Any) -> bool | str:
