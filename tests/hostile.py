@@ -52,6 +52,7 @@ OPTIONS: dict[str, tuple[list[str], dict[str, list[tuple[str, str | None]]]]] = 
         "--timeout": SECONDS, "--min-time": SECONDS_OR_ZERO, "--max-time": SECONDS, "--wait-quiet": SECONDS_OR_ZERO,
         "--repeat": COUNT, "--retries": COUNT_OR_ZERO, "--quiet-threshold": PERCENT, "--backends": NAMES,
         "--precisions": NAMES, "--modes": NAMES, "--device": DEVICE, "--cpus": CPUS, "--memory-limit": MEMORY,
+        "--device-memory": MEMORY, "--emulate": [("nosuch", None), ("", None), ("TITANX-PASCAL", None)],
         "--set": SIZES, "--option": BACKEND_OPTIONS, "--python": PYTHONS, "--env": ENVS,
         "--isolation": [("nosuch", None)],
         "--format": [("nosuch", None)], "--store": [("", None), ("{W}", None), (LONG, None)],

@@ -16,7 +16,7 @@ from dlbench.store import Store
 
 # The keys of a run's stored settings (runs written before this API have them too).
 SETTINGS_KEYS = {"measure", "timeout_s", "cpus", "isolation", "verify", "note", "description", "argv",
-                 "memory_limit_bytes", "interpreters"}  # fmt: skip
+                 "memory_limit_bytes", "interpreters", "device_memory_bytes", "emulate"}  # fmt: skip
 
 
 def test_a_plan_holds_the_cases_and_the_settings_a_run_stores(tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ from dlbench.backends import env_vars, framework_modules, get_backend
 from dlbench.core.cases import Case, MeasureConfig
 from dlbench.core.errors import UsageError, unknown
 from dlbench.core.units import parse_size
+from dlbench.measure.device_memory import DEVICE_MEMORY_ENV, PRESETS
 from dlbench.measure.disturbance import allowed_cpus, outside_share_now
 from dlbench.measure.env import fingerprint
 from dlbench.runner.client import WorkerClient
@@ -69,11 +70,18 @@ class Placement:
     isolation: str = "fork"  # fork: a serving worker forks a child per case; spawn: a fresh interpreter per case
     memory_limit: int | None = None  # bytes of RSS a case may hold (runner/memory_limit.py); None: no cap
     interpreters: Mapping[str, Interpreter] = field(default_factory=dict)  # backend spec -> another interpreter
+    device_memory: int | None = None  # bytes of GPU memory a case may use (measure/device_memory.py); None: all
+    emulate: str = ""  # the preset that gave device_memory (`titanx-pascal`), if one did
 
     def settings(self) -> dict[str, Any]:
         """How a run's settings record it."""
         return {"cpus": self.cpus, "isolation": self.isolation, "memory_limit_bytes": self.memory_limit,
-                "interpreters": {spec: i.to_dict() for spec, i in self.interpreters.items()}}  # fmt: skip
+                "interpreters": {spec: i.to_dict() for spec, i in self.interpreters.items()},
+                "device_memory_bytes": self.device_memory, "emulate": self.emulate}  # fmt: skip
+
+    def worker_env(self) -> dict[str, str]:
+        """What every worker's environment carries for this placement."""
+        return {DEVICE_MEMORY_ENV: str(self.device_memory)} if self.device_memory else {}
 
 
 def check_cpus(cpus: list[int] | tuple[int, ...] | None) -> list[int] | None:
@@ -102,16 +110,41 @@ def memory_limit_bytes(limit: int | str | None) -> int | None:
     return int(limit)
 
 
+CPU_DEVICE_MEMORY = ("{option} caps a GPU's memory, and this run's device is cpu: on the CPU --memory-limit stands "
+                     "for a smaller device")  # fmt: skip
+
+
+def device_memory_bytes(size: int | str | None, emulate: str | None) -> tuple[int | None, str]:
+    """(bytes, preset) of --device-memory SIZE or --emulate NAME (at most one of them); (None, "") for neither."""
+    if size is not None and emulate:
+        raise UsageError("give --device-memory or --emulate, not both: --emulate names a card, and so its memory")
+    if emulate:
+        if emulate not in PRESETS:
+            raise unknown("--emulate card", emulate, sorted(PRESETS))
+        return PRESETS[emulate][0], emulate
+    if size is None:
+        return None, ""
+    value = parse_size(size, "--device-memory") if isinstance(size, str) else size
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2**28:
+        raise UsageError(f"bad --device-memory {size!r}: must be at least 256MiB")
+    return value, ""
+
+
 def placement(
     cpus: list[int] | tuple[int, ...] | None = None,
     isolation: str = "fork",
     memory_limit: int | str | None = None,
     interpreters: Mapping[str, Interpreter] | None = None,
+    device_memory: int | str | None = None,
+    emulate: str | None = None,
 ) -> Placement:
-    """A validated Placement: the same rules for --cpus, --isolation and --memory-limit in every command."""
+    """A validated Placement: the same rules for --cpus, --isolation, --memory-limit, --device-memory and
+    --emulate in every command."""
     if isolation not in ISOLATIONS:
         raise unknown("isolation", isolation, ISOLATIONS)
-    return Placement(check_cpus(cpus), isolation, memory_limit_bytes(memory_limit), dict(interpreters or {}))
+    cap, preset = device_memory_bytes(device_memory, emulate)
+    return Placement(check_cpus(cpus), isolation, memory_limit_bytes(memory_limit), dict(interpreters or {}),
+                     cap, preset)  # fmt: skip
 
 
 def new_run_id() -> str:
@@ -205,7 +238,7 @@ class Session:
                 case.backend, logs, self.placement.cpus, isolation,
                 python=interpreter.python if interpreter is not None else sys.executable,
                 memory_limit=self.placement.memory_limit,
-                env=interpreter.worker_env() if interpreter is not None else None,
+                env={**(interpreter.worker_env() if interpreter is not None else {}), **self.placement.worker_env()},
             )  # fmt: skip
         return self._clients[spec]
 

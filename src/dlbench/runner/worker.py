@@ -40,6 +40,7 @@ from typing import Any
 from dlbench.backends import BACKENDS
 from dlbench.backends.base import Backend, Unsupported
 from dlbench.core.cases import Case, MeasureConfig
+from dlbench.measure import device_memory
 from dlbench.measure.disturbance import Watch
 from dlbench.measure.memory import (
     NvmlPeak,
@@ -144,7 +145,7 @@ def run_case(
             nvml.start()
         timing = measure(step, backend.synchronize, config, window=Watch(case.device, cpus or None, result["threads"]))
         peak = peak_rss_bytes()
-        return {
+        document = {
             "status": "ok", "first_step_s": timing.first_step_s, "warmup_s": timing.warmup_s,
             "samples_s": timing.samples_s, "stopped_by": timing.stopped_by, "measure_total_s": timing.total_s,
             "block_steps": timing.block_steps,
@@ -159,12 +160,30 @@ def run_case(
                 **(nvml.stop() if nvml is not None else {}),
             },
         }  # fmt: skip
+        return held_to_device_memory(document) if nvml is not None else document
 
     def readers(backend: Backend) -> dict[str, Callable[[], Any]]:
         return {"first_step_phases": backend.first_step_phases, "compile_cache": backend.compile_cache,
                 "settings": backend.settings, "versions": backend.versions}  # fmt: skip
 
     return _run(case, backend_cls, result, timed, readers, imported)
+
+
+def held_to_device_memory(document: dict[str, Any]) -> dict[str, Any]:
+    """Under --device-memory, the case's process is held to SIZE as nvidia-smi shows it: past it, the case is
+    `oom` (on the emulated card it would not fit), its timings kept apart as not a figure of that card."""
+    cap = device_memory.cap_bytes()
+    if cap is None:
+        return document
+    memory = document["memory"]
+    memory["device_memory_cap_bytes"] = cap
+    if "device_process_peak_bytes" not in memory:
+        memory["device_memory_cap_note"] = "no per-process figure from NVML: only the framework's allocator cap held it"
+    error = device_memory.process_verdict(memory, cap)
+    if error is None:
+        return document
+    document.update(status="oom", error=error, samples_on_the_real_card_s=document.pop("samples_s"))
+    return document
 
 
 def verify(case: Case, backend_cls: type[Backend] | None = None) -> dict[str, Any]:

@@ -23,7 +23,14 @@ from dlbench.core.cases import Case, MeasureConfig
 from dlbench.core.errors import UsageError, unknown
 from dlbench.core.results import Result, Run
 from dlbench.runner.interpreters import Interpreter, resolve
-from dlbench.runner.session import CUDA_MEMORY_LIMIT, Placement, open_run, placement, resume_run
+from dlbench.runner.session import (
+    CPU_DEVICE_MEMORY,
+    CUDA_MEMORY_LIMIT,
+    Placement,
+    open_run,
+    placement,
+    resume_run,
+)
 from dlbench.runner.sweep import EventCallback, sweep
 from dlbench.runner.trust import check_stored_options, stored_interpreters, suite_interpreters
 from dlbench.store import Store, default_store_path
@@ -60,7 +67,7 @@ class RunSettings:
         """From a stored run's settings (stores written before a key existed get its old default)."""
         interpreters = {k: Interpreter.from_dict(v) for k, v in (data.get("interpreters") or {}).items()}
         where = Placement(data.get("cpus"), data.get("isolation", "fork"), data.get("memory_limit_bytes"),
-                          interpreters)  # fmt: skip
+                          interpreters, data.get("device_memory_bytes"), str(data.get("emulate") or ""))  # fmt: skip
         return cls(MeasureConfig.from_dict(data["measure"]), float(data["timeout_s"]), bool(data.get("verify", True)),
                    where, str(data.get("note", "")), str(data.get("description", "")), list(data.get("argv") or []))
 
@@ -138,6 +145,8 @@ def plan(
     pythons: Mapping[str, str] | None = None,
     envs: Mapping[str, str] | None = None,
     trust_interpreters: bool = False,
+    device_memory: int | str | None = None,
+    emulate: str | None = None,
 ) -> Plan:
     """The validated plan of a run (see run() for the arguments); UsageError naming the first bad value. Nothing
     is written; a suite file is read, and another interpreter is asked what it holds."""
@@ -147,7 +156,7 @@ def plan(
         given = [n for n, v in (("a suite or workload", target), ("--backends", backends), ("--precisions", precisions),
                                 ("--modes", modes), ("--set", sets), ("--device", device),
                                 ("--memory-limit", memory_limit), ("--env", envs), ("--cpus", cpus),
-                                ("--option", options))
+                                ("--option", options), ("--device-memory", device_memory), ("--emulate", emulate))
                  if v]  # fmt: skip
         if given:
             raise UsageError(f"--resume finishes a run as it was planned; drop {', '.join(given)}")
@@ -170,10 +179,12 @@ def plan(
                            note=" ".join([settings.note, *(n + "." for n in notes)]).strip())  # fmt: skip
         return Plan(stored["suite"], stored["plan"], settings, str(store) if store else None, resume, frozenset(done))
     Store.check(store or default_store_path())
-    where = placement(list(cpus) if cpus is not None else None, isolation, memory_limit)
+    where = placement(list(cpus) if cpus is not None else None, isolation, memory_limit, None, device_memory, emulate)
     suite, cases = plan_cases(target, backends, precisions, modes, sets, device, options)
     if suite.device == "cuda" and memory_limit is not None:
         raise UsageError(CUDA_MEMORY_LIMIT)
+    if where.device_memory is not None and not any(case.device == "cuda" for case in cases):
+        raise UsageError(CPU_DEVICE_MEMORY.format(option="--emulate" if emulate else "--device-memory"))
     interpreters, notes = interpreters_for(suite, cases, pythons, envs, trust_interpreters)
     settings = RunSettings(
         measure=_measure_config(suite.measure, measure), timeout_s=timeout_s or suite.timeout_s, verify=verify,
@@ -191,7 +202,9 @@ def run(target: str | Plan | None = None, *, on_event: EventCallback | None = No
     of each case's identity) pick the cases; `store` where results go; `timeout_s` per case; `measure` overrides the
     suite's measurement settings ({"min_time_s": 0.5}); `cpus` pins every worker; `isolation` "fork" (a serving
     worker per backend forks a child per case) or "spawn" (a fresh interpreter per case); `memory_limit` ("4GiB",
-    or bytes) caps each case's resident memory (a case that reaches it is `oom`); `pythons` ({backend spec:
+    or bytes) caps each case's resident memory (a case that reaches it is `oom`); on a GPU, `device_memory`
+    ("12GiB") or `emulate` ("titanx-pascal") runs every case as on a card of that size
+    (measure/device_memory.py); `pythons` ({backend spec:
     interpreter path}) and `envs` ({backend spec: managed env name}) run a backend's workers under another
     interpreter (a spec is a backend name or `name@tag`). A suite file's [pythons] path, or a resumed run's stored
     interpreter that is not a managed env, runs only with `trust_interpreters=True` (or repeated in `pythons`).

@@ -15,6 +15,7 @@ from dlbench.core.cases import DEVICES, MODES, Case
 from dlbench.core.precisions import PRECISIONS
 from dlbench.core.tables import print_tables
 from dlbench.core.text import printable
+from dlbench.measure.device_memory import PRESETS
 from dlbench.runner.session import ISOLATIONS
 from dlbench.runner.verification import describe
 from dlbench.runs.render import FORMATS, print_run
@@ -74,6 +75,12 @@ def add_parsers(sub: Any, store_help: str) -> None:
     run.add_argument("--memory-limit", metavar="SIZE", help="cap each case's resident memory (its whole worker "
                      "process, framework included), e.g. 4GiB, 512MiB, 8G: a case that reaches it is killed and "
                      "recorded as oom, so a CPU stands for a smaller device")  # fmt: skip
+    run.add_argument("--device-memory", type=arguments.text, metavar="SIZE",
+                     help="on a GPU, run every case as on a card of SIZE (e.g. 12GiB): each framework's "
+                     "allocator capped by its own mechanism, and a case whose process went past SIZE (as "
+                     "nvidia-smi shows it) recorded as oom")  # fmt: skip
+    run.add_argument("--emulate", type=arguments.text, metavar="CARD", help=f"--device-memory of a named card: "
+                     f"{', '.join(f'{k} ({v[1]})' for k, v in PRESETS.items())}")  # fmt: skip
     _store_and_format(run, store_help)
 
     show = sub.add_parser("show", help="print a stored run (default: the latest)")
@@ -137,6 +144,10 @@ def _run(args: argparse.Namespace) -> int:
         common["verify"] = False
     if args.memory_limit is not None:
         common["memory_limit"] = args.memory_limit
+    if args.device_memory is not None:
+        common["device_memory"] = args.device_memory
+    if args.emulate is not None:
+        common["emulate"] = args.emulate
     if args.resume is not None:
         plan = api.plan(args.target, resume=args.resume, backends=args.backends, precisions=args.precisions,
                         modes=args.modes, sets=arguments.sets(args.sets) or None, device=args.device,

@@ -13,10 +13,28 @@ import jax
 import jaxlib
 
 from dlbench.backends.base import Backend, Step, Unsupported, exception_chain, first_call
+from dlbench.measure import device_memory
 
 # Read when jax starts its GPU client (at the first device use, not at import): grow with need instead of
 # taking 75% of the GPU up front, so that peak memory means something. A user's own setting wins.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+
+def apply_device_memory() -> None:
+    """Under --device-memory (measure/device_memory.py): XLA's memory fraction = SIZE ÷ the card's memory, set
+    before JAX starts its GPU client (a user's own fraction wins). The footprint outside XLA's allocator cannot be
+    measured first; the worker holds the whole process to SIZE afterwards. Recorded as the environment variable,
+    and the allocator's resulting limit as device_limit_bytes."""
+    cap = device_memory.cap_bytes()
+    if cap is None or "XLA_PYTHON_CLIENT_MEM_FRACTION" in os.environ:
+        return
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip()
+    total = device_memory.total_device_bytes(int(visible) if visible.isdigit() else 0)
+    if total:
+        os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"] = device_memory.xla_fraction(cap, total)
+
+
+apply_device_memory()
 
 # Result element types of dot/convolution instructions in compiled HLO, including the library calls XLA GPU
 # lowers them to (cuBLAS gemm, cuDNN conv), whose result is a tuple led by the output.

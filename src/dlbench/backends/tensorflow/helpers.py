@@ -16,6 +16,9 @@ from typing import Any  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from dlbench.backends.base import Backend, Step, Unsupported, exception_chain, first_call  # noqa: E402
+from dlbench.measure import device_memory  # noqa: E402
+
+DEVICE_CAP: dict[str, Any] = {}  # what --device-memory did in this process (settings() records it)
 
 
 def configure(threads: int, device: str) -> bool:
@@ -28,8 +31,14 @@ def configure(threads: int, device: str) -> bool:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
         gpus = tf.config.list_physical_devices("GPU")
+        cap = device_memory.cap_bytes()
         if device == "cpu":
             tf.config.set_visible_devices([], "GPU")
+        elif cap is not None and gpus:  # --device-memory: a logical device of SIZE (exclusive of memory growth)
+            limit_mib = cap >> 20
+            tf.config.set_logical_device_configuration(
+                gpus[0], [tf.config.LogicalDeviceConfiguration(memory_limit=limit_mib)])
+            DEVICE_CAP.update(cap_bytes=cap, mechanism=f"tf.config logical device, memory_limit={limit_mib} MiB")
         else:
             for gpu in gpus:
                 tf.config.experimental.set_memory_growth(gpu, True)
@@ -112,6 +121,8 @@ def settings(device: str) -> dict[str, Any]:
         gpus = tf.config.list_physical_devices("GPU")
         found["memory_growth"] = [tf.config.experimental.get_memory_growth(g) for g in gpus]
         found["tensor_float_32_execution"] = tf.config.experimental.tensor_float_32_execution_enabled()
+        if DEVICE_CAP:
+            found["device_memory_cap"] = dict(DEVICE_CAP)
     return found
 
 

@@ -11,6 +11,8 @@ from typing import Any
 import torch
 
 from dlbench.backends.base import Unsupported, exception_chain
+from dlbench.measure import device_memory
+from dlbench.measure.memory import NvmlPeak
 
 # Out of memory, in torch's words: "CUDA out of memory" (the caching allocator), "CUDA error: out of memory" (the
 # driver, e.g. while creating a context or a cuDNN workspace), cuBLAS and cuDNN failing to allocate their own
@@ -38,6 +40,31 @@ def check_device(device: str, backend: str) -> None:
                 else f"built for CUDA {torch.version.cuda}, but no usable GPU/driver was found"
             )
         )
+    cap_device_memory()
+
+
+DEVICE_CAP: dict[str, Any] = {}  # what --device-memory did in this process (settings() records it)
+
+
+def cap_device_memory() -> None:
+    """Under --device-memory (measure/device_memory.py): start CUDA, measure this process's device footprint
+    outside the allocator (NVML's figure less torch's reserved bytes), and cap torch's caching allocator at the
+    rest of SIZE. Once per process."""
+    cap = device_memory.cap_bytes()
+    if cap is None or DEVICE_CAP:
+        return
+    torch.zeros(1, device="cuda")  # CUDA's context and the allocator's first segment now exist
+    total = int(torch.cuda.get_device_properties(0).total_memory)
+    nvml = NvmlPeak()
+    nvml.start()
+    process = nvml.stop().get("device_process_peak_bytes")
+    footprint = max(0, process - torch.cuda.memory_reserved()) if isinstance(process, int) else None
+    fraction = max(0.0, min(1.0, (cap - (footprint or 0)) / total))
+    torch.cuda.set_per_process_memory_fraction(fraction)
+    DEVICE_CAP.update(cap_bytes=cap, footprint_bytes=footprint, allocator_limit_bytes=int(fraction * total),
+                      mechanism=f"torch.cuda.set_per_process_memory_fraction({fraction:.4f})",
+                      footprint_note="NVML's figure for the process less torch.cuda.memory_reserved()"
+                      if footprint is not None else "not measured (NVML gives no per-process figure here)")  # fmt: skip
 
 
 def on_cuda(device: str) -> bool:
@@ -108,6 +135,8 @@ def settings(device: str) -> dict[str, Any]:
             "cudnn.deterministic": torch.backends.cudnn.deterministic,
             **tf32_settings(),
         })  # fmt: skip
+        if DEVICE_CAP:
+            found["device_memory_cap"] = dict(DEVICE_CAP)
     return found
 
 
