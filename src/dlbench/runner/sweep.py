@@ -2,7 +2,7 @@
 
 With verification on, each backend × workload × precision × device is verified against the float64 reference
 before its first timed case (once per run: the records are stored, so a resumed run does not verify again), and a
-group that fails is not timed.
+group that fails is not timed; off the CPU, each timed size is verified too, at batch 1.
 
 Trust on a busy machine (runner/attempts.py): the plan is swept `measure.repeat` times, in rounds (every case once,
 then every case again, each time in a process of its own); an attempt whose window was disturbed is queued again
@@ -26,7 +26,7 @@ from typing import Any
 from dlbench.core.cases import Case, MeasureConfig
 from dlbench.runner.attempts import attempt_document, case_document, is_disturbed, settled
 from dlbench.runner.session import Session
-from dlbench.runner.verification import blocked_result, group_key, verification_case
+from dlbench.runner.verification import blocked_result, verification_cases
 
 # on_event(kind, case, document): kind is "start" (document None: a case's first attempt begins), "verified" (the
 # verification record of the case's backend × workload × precision × device), "attempt" (one process's document,
@@ -71,15 +71,15 @@ def sweep(
         if not ok:
             return {"status": "unsupported", "error": reason}
         if verify:
-            key = group_key(case)
-            if key not in verified:
-                verified[key] = session.verify(verification_case(case), timeout_s)
-                session.add_verification(key, verified[key])
-                if on_event:
-                    on_event("verified", case, verified[key])
-            blocked = blocked_result(verified[key])
-            if blocked is not None:
-                return blocked
+            for key, check in verification_cases(case):  # off the CPU, at the timed size too
+                if key not in verified:
+                    verified[key] = session.verify(check, timeout_s)
+                    session.add_verification(key, verified[key])
+                    if on_event:
+                        on_event("verified", case, verified[key])
+                blocked = blocked_result(verified[key])
+                if blocked is not None:
+                    return blocked
         waited = session.wait_quiet(case, measure) if measure.wait_quiet_s > 0 else None
         raw = session.measure(case, measure, timeout_s)
         if waited is not None:

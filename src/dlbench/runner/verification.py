@@ -6,6 +6,9 @@ relative error = ‖out − ref‖ / ‖ref‖ per tensor, NaN or inf never pass
 (dlbench.core.precisions).
 Parent side: inside a run, before the first timed case of each backend × workload × precision × device, the same
 worker verifies it at small sizes (verification_case, group_key); a group that fails is not timed (blocked_result).
+On a device other than the CPU, each timed size is verified too, at batch 1 (verification_cases): cuDNN and XLA
+choose other algorithms at the sizes timed than at the small ones, and the float64 reference of the seed's
+largest case at batch 1 takes seconds on the host (VGG-16 at 224×224: 5.6 s on this project's 2 busy cores).
 `dlbench verify` runs the same check for every backend.
 Worker-side module: NumPy and the standard library only.
 """
@@ -70,6 +73,18 @@ def verify_case(case: Case, backend: Backend) -> dict[str, Any]:
 
 def group_key(case: Case) -> str:
     return f"{case.backend_spec}-{case.workload}-{case.precision}-{case.device}"
+
+
+def verification_cases(case: Case) -> list[tuple[str, Case]]:
+    """(group key, verification case) of every check `case` needs before it is timed: its group's, at the small
+    size; and off the CPU, its own size at batch 1, keyed `<group>@<size>`."""
+    checks = [(group_key(case), verification_case(case))]
+    if case.device != "cpu":
+        size = {**case.size, "batch": 1} if "batch" in case.size else dict(case.size)
+        at_size = verification_case(case, {case.workload: size})
+        if at_size.size != checks[0][1].size:
+            checks.append((group_key(case) + "@" + ",".join(f"{k}={v}" for k, v in size.items()), at_size))
+    return checks
 
 
 def verification_case(case: Case, sizes: dict[str, dict[str, int]] | None = None) -> Case:
