@@ -55,5 +55,30 @@ def median_forward_s(seq_len: int = 30, batch: int = 32, hidden: int = 128, iter
     return statistics.median(times)
 
 
+def median_forward_cuda_s(seq_len: int = 30, batch: int = 32, hidden: int = 128, blocks: int = 30,
+                          steps: int = 100) -> float:  # fmt: skip
+    """On a GPU: blocks of steps between two block_until_ready calls (JAX has no device events), fp32 at XLA's
+    highest matmul precision (no TF32), as dlbench runs it."""
+    jax.config.update("jax_default_matmul_precision", "highest")
+    rng = np.random.default_rng(0)
+    scale = 1 / np.sqrt(hidden)
+    names = {"weight_ih": (4 * hidden, hidden), "weight_hh": (4 * hidden, hidden), "bias_ih": (4 * hidden,),
+             "bias_hh": (4 * hidden,)}  # fmt: skip
+    gpu = jax.devices("gpu")[0]
+    params = jax.device_put({k: rng.standard_normal(v, dtype=np.float32) * scale for k, v in names.items()}, gpu)
+    x = jax.device_put(rng.standard_normal((seq_len, batch, hidden), dtype=np.float32), gpu)
+    forward = jax.jit(lstm)
+    for _ in range(20):
+        forward(params, x).block_until_ready()
+    times = []
+    for _ in range(blocks):
+        start = time.perf_counter()
+        for _ in range(steps):
+            y = forward(params, x)
+        y.block_until_ready()
+        times.append((time.perf_counter() - start) / steps)
+    return statistics.median(times)
+
+
 if __name__ == "__main__":
     print(f"{median_forward_s() * 1e3:.3f} ms")
