@@ -23,6 +23,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from dlbench.measure.memory import nvml_device, process_device_bytes
+
 DEVICE_MEMORY_ENV = "DLBENCH_DEVICE_MEMORY_BYTES"  # set by the parent for the workers of a capped run
 
 # Named GPUs a run can emulate: preset -> (bytes, what it is).
@@ -37,14 +39,21 @@ def cap_bytes() -> int | None:
     return int(value) if value.isdigit() and int(value) > 0 else None
 
 
-def total_device_bytes(index: int = 0) -> int | None:
+def total_device_bytes() -> int | None:
     """The card's memory through NVML, before any framework starts CUDA; None where NVML cannot say."""
     try:
         import pynvml  # nvidia-ml-py
 
-        pynvml.nvmlInit()
-        return int(pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(index)).total)
+        return int(pynvml.nvmlDeviceGetMemoryInfo(nvml_device()).total)
     except Exception:  # noqa: BLE001 — no NVML: the caller says what it could not do
+        return None
+
+
+def process_bytes_now() -> int | None:
+    """This process's device memory as nvidia-smi shows it, read once; None where NVML cannot say."""
+    try:
+        return process_device_bytes(nvml_device())
+    except Exception:  # noqa: BLE001 — no NVML: the caller records that the footprint was not measured
         return None
 
 

@@ -25,6 +25,8 @@ import os
 import time
 from typing import Any
 
+from dlbench.measure.memory import nvml_device
+
 OUTSIDE_FLOOR_S = 0.03  # three kernel ticks: less outside CPU time than this is rounding, not a neighbour
 _BUSY_FIELDS = ("user", "nice", "system", "irq", "softirq", "steal")
 
@@ -77,15 +79,9 @@ def _device_processes(device: str) -> list[int] | None:
         return None
     try:
         import pynvml  # nvidia-ml-py
-    except ImportError:
-        return None
-    try:
-        pynvml.nvmlInit()
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip()
-        index = int(visible) if visible.isdigit() else 0
-        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-        return sorted({p.pid for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle)})
-    except Exception:  # noqa: BLE001 — NVML unavailable (no driver, a MIG slice, a container): no figure
+
+        return sorted({p.pid for p in pynvml.nvmlDeviceGetComputeRunningProcesses(nvml_device())})
+    except Exception:  # noqa: BLE001 — NVML unavailable (not installed, no driver, a MIG slice, a container): no figure
         return None
 
 

@@ -122,6 +122,27 @@ DEVICE_FIGURES = {  # the memory document's device figures, in the order a table
 }
 
 
+def nvml_device() -> Any:
+    """NVML's handle of this process's CUDA device (the first of CUDA_VISIBLE_DEVICES, else 0). Raises where NVML
+    cannot give one: no nvidia-ml-py (ImportError), no driver, a container without it (pynvml's errors)."""
+    import pynvml  # nvidia-ml-py
+
+    pynvml.nvmlInit()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip()
+    return pynvml.nvmlDeviceGetHandleByIndex(int(visible) if visible.isdigit() else 0)
+
+
+def process_device_bytes(device: Any) -> int | None:
+    """This process's memory on `device` (nvml_device()) as nvidia-smi shows it: 0 when it is not listed there,
+    None where NVML gives no per-process figure (a MIG slice, some containers)."""
+    import pynvml
+
+    for process in pynvml.nvmlDeviceGetComputeRunningProcesses(device):
+        if process.pid == os.getpid():
+            return None if process.usedGpuMemory is None else int(process.usedGpuMemory)
+    return 0
+
+
 class NvmlPeak:
     """The largest device memory NVML reports for this process between start() and stop(), sampled every
     `interval_s` in a thread. stop() returns {"device_process_peak_bytes": N} or {"device_process_peak_note": why}.
@@ -133,22 +154,13 @@ class NvmlPeak:
         self._thread: Any = None
 
     def _used(self) -> int | None:
-        import pynvml
-
-        for process in pynvml.nvmlDeviceGetComputeRunningProcesses(self._handle):
-            if process.pid == os.getpid():
-                return None if process.usedGpuMemory is None else int(process.usedGpuMemory)
-        return 0
+        return process_device_bytes(self._handle)
 
     def start(self) -> None:
         import threading
 
         try:
-            import pynvml  # nvidia-ml-py
-
-            pynvml.nvmlInit()
-            visible = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip()
-            self._handle = pynvml.nvmlDeviceGetHandleByIndex(int(visible) if visible.isdigit() else 0)
+            self._handle = nvml_device()
             first = self._used()
         except Exception as exc:  # noqa: BLE001 — no NVML (no nvidia-ml-py, no driver, a container): no figure
             self.note = f"NVML cannot say: {type(exc).__name__}: {exc}"

@@ -214,8 +214,12 @@ def _pair(a: Run, b: Run) -> list[CaseComparison]:
     return rows
 
 
-def _judge(row: CaseComparison, threshold: float, noise: float, shift: float = 1.0,
-           prior: float | None = None, tests: int = 1, scatter: float = 0.0) -> None:  # fmt: skip
+def _measured(result: Result) -> bool:
+    return result.status == "ok" and bool(result.samples_s)
+
+
+def _judge(row: CaseComparison, threshold: float, shift: float = 1.0, prior: float | None = None, tests: int = 1,
+           scatter: float = 0.0) -> None:  # fmt: skip
     """The row's verdict: its ratio against `shift` (1, or the run-wide shift of two separate runs), its
     interval's variance moderated towards `prior` (the median variance of the comparison's cases; None: as is).
     Faster / slower at 95% for the case; a regression at 95% for the whole comparison of `tests` cases
@@ -225,10 +229,9 @@ def _judge(row: CaseComparison, threshold: float, noise: float, shift: float = 1
     if a is None or b is None:
         row.verdict = "only in A" if b is None else "only in B"
         return
-    a_ok, b_ok = a.status == "ok" and bool(a.samples_s), b.status == "ok" and bool(b.samples_s)
+    a_ok, b_ok = _measured(a), _measured(b)
     if a_ok and b_ok:
-        if row.ratio is None:
-            row.ratio = throughput_ratio([Timed.of(b, "B:")], [Timed.of(a, "A:")], noise)
+        assert row.ratio is not None  # compare_runs gave every measured pair its ratio first
         ratio = row.ratio
         relative = replace(ratio, value=ratio.value / shift, low=ratio.low / shift, high=ratio.high / shift)
         family = relative
@@ -303,26 +306,23 @@ def compare_runs(
         raise UsageError(f"runs {a.run_id} and {b.run_id} differ in {', '.join(matter)}: the ratios would measure "
                          "that difference; pass --force to compare anyway")  # fmt: skip
     for row in rows:
-        _judge(row, threshold, noise)
-    for row in rows:  # a regression holds for the whole comparison: Bonferroni over its tested cases
-        if row.ratio is not None and row.ratio.testable:
-            _judge(row, threshold, noise, tests=sum(1 for r in rows if r.ratio is not None and r.ratio.testable))
-    shift = None
+        if row.a is not None and row.b is not None and _measured(row.a) and _measured(row.b):
+            row.ratio = throughput_ratio([Timed.of(row.b, "B:")], [Timed.of(row.a, "A:")], noise)
+    # A regression holds for the whole comparison: Bonferroni over its tested cases.
     tested = [r.ratio for r in rows if r.ratio is not None and r.ratio.testable and r.ratio.value > 0]
+    shift, value, prior, scatter = None, 1.0, None, 0.0
     if len(tested) >= MIN_SHIFT_CASES:
-        value = 1.0
         if not same_run(a, b):
             value = math.exp(statistics.median(math.log(r.value) for r in tested))
             shift = Shift(value, len(tested), drift, value < 1 - max(drift, threshold))
         prior = statistics.median(r.variance for r in tested if math.isfinite(r.variance))
-        scatter = 0.0
         if shift is not None:  # what moves cases apart between two runs beyond their processes' spread
             residuals = [math.log(r.value / value) for r in tested]
             spread = 1.4826 * statistics.median(abs(x) for x in residuals)  # robust: a few real changes barely count
             scatter = max(0.0, spread**2 - prior)
             shift = replace(shift, scatter=math.sqrt(scatter))
-        for row in rows:
-            _judge(row, threshold, noise, value, prior, len(tested), scatter)
+    for row in rows:
+        _judge(row, threshold, value, prior, len(tested), scatter)
     order = {"only in A": 2, "only in B": 2}
     rows.sort(key=lambda r: (order.get(r.verdict, 0) if r.a and r.b else 2, not r.regression))
     return Comparison(a.run_id, b.run_id, threshold, rows, noise, matter, other, version_changes(a, b, rows), shift)
@@ -364,7 +364,8 @@ def summary_lines(comparison: Comparison) -> list[str]:
     if comparison.other_differences:
         lines.append("Other differences: " + ", ".join(comparison.other_differences))
     if comparison.shift is not None:
-        lines.append(comparison.shift.text()[0].upper() + comparison.shift.text()[1:])
+        text = comparison.shift.text()
+        lines.append(text[:1].upper() + text[1:])
     n = len(comparison.regressions)
     lines.append(f"{n} regression(s) beyond {comparison.threshold:.0%}" if n else
                  f"no case regressed beyond {comparison.threshold:.0%}")  # fmt: skip

@@ -28,8 +28,7 @@ def apply_device_memory() -> None:
     cap = device_memory.cap_bytes()
     if cap is None or "XLA_PYTHON_CLIENT_MEM_FRACTION" in os.environ:
         return
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip()
-    total = device_memory.total_device_bytes(int(visible) if visible.isdigit() else 0)
+    total = device_memory.total_device_bytes()
     if total:
         os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"] = device_memory.xla_fraction(cap, total)
 

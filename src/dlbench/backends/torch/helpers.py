@@ -12,7 +12,6 @@ import torch
 
 from dlbench.backends.base import Unsupported, exception_chain
 from dlbench.measure import device_memory
-from dlbench.measure.memory import NvmlPeak
 
 # Out of memory, in torch's words: "CUDA out of memory" (the caching allocator), "CUDA error: out of memory" (the
 # driver, e.g. while creating a context or a cuDNN workspace), cuBLAS and cuDNN failing to allocate their own
@@ -55,9 +54,7 @@ def cap_device_memory() -> None:
         return
     torch.zeros(1, device="cuda")  # CUDA's context and the allocator's first segment now exist
     total = int(torch.cuda.get_device_properties(0).total_memory)
-    nvml = NvmlPeak()
-    nvml.start()
-    process = nvml.stop().get("device_process_peak_bytes")
+    process = device_memory.process_bytes_now()
     footprint = max(0, process - torch.cuda.memory_reserved()) if isinstance(process, int) else None
     fraction = max(0.0, min(1.0, (cap - (footprint or 0)) / total))
     torch.cuda.set_per_process_memory_fraction(fraction)
@@ -94,13 +91,18 @@ def peak_memory(device: str) -> dict[str, Any]:
     }
 
 
+def _fp32_precision_api() -> bool:
+    """Whether this torch has the fp32_precision switches (2.9 and later)."""
+    return hasattr(torch.backends.cuda.matmul, "fp32_precision") and hasattr(torch.backends.cudnn, "conv")
+
+
 def full_fp32() -> None:
     """fp32 means fp32 on CUDA (`tf32` is a precision of its own in dlbench's vocabulary): no TF32 in matmuls nor
     in cuDNN's convolutions and RNNs, which torch runs in TF32 by default on Ampere and later. Through the API of
     the installed torch: `fp32_precision = "ieee"` from 2.9 (whose allow_tf32 switches are deprecated, and may not
     be mixed with it), the allow_tf32 switches before. `tf32_settings()` records what is in force."""
     matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
-    if hasattr(matmul, "fp32_precision") and hasattr(cudnn, "conv"):
+    if _fp32_precision_api():
         matmul.fp32_precision = "ieee"
         cudnn.conv.fp32_precision = "ieee"
         cudnn.rnn.fp32_precision = "ieee"
@@ -112,7 +114,7 @@ def full_fp32() -> None:
 def tf32_settings() -> dict[str, Any]:
     """Whether CUDA fp32 work may run in TF32, in the installed torch's own terms (see full_fp32)."""
     matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
-    if hasattr(matmul, "fp32_precision") and hasattr(cudnn, "conv"):
+    if _fp32_precision_api():
         return {"cuda.matmul.fp32_precision": matmul.fp32_precision,
                 "cudnn.conv.fp32_precision": cudnn.conv.fp32_precision,
                 "cudnn.rnn.fp32_precision": cudnn.rnn.fp32_precision}  # fmt: skip
