@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dlbench.core.errors import unknown
 from dlbench.workloads.base import SizeParam, Workload
+from dlbench.workloads.convnets import CONVNETS, StackWorkload
 from dlbench.workloads.lstm import LSTM
 from dlbench.workloads.vgg16 import VGG16
 
-WORKLOADS: dict[str, Workload] = {w.name: w for w in (LSTM(), VGG16())}
+WORKLOADS: dict[str, Workload] = {w.name: w for w in (LSTM(), VGG16(), *CONVNETS)}
 
 
 def get_workload(name: str) -> Workload:
@@ -17,4 +18,4 @@ def get_workload(name: str) -> Workload:
         raise unknown("workload", name, WORKLOADS) from None
 
 
-__all__ = ["WORKLOADS", "SizeParam", "Workload", "get_workload"]
+__all__ = ["WORKLOADS", "SizeParam", "StackWorkload", "Workload", "get_workload"]

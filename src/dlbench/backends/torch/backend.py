@@ -21,14 +21,17 @@ from torch import nn
 
 from dlbench.backends.base import Backend, Step
 from dlbench.backends.torch import helpers
+from dlbench.backends.torch import stack as torch_stack
 from dlbench.core.cases import Case
 from dlbench.workloads import vgg16
 from dlbench.workloads.base import Workload
+from dlbench.workloads.convnets import CONVNETS, StackWorkload
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 # nn.LSTM's parameter names (layer 0) for the workload's weight names; gate order (i, f, g, o) is the same.
 _LSTM_NAMES = {name: f"{name}_l0" for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+
 
 def _build_lstm(size: dict[str, int]) -> tuple[nn.Module, dict[str, str], Callable[[nn.Module, Any], Any]]:
     h = size["hidden"]
@@ -54,6 +57,7 @@ def _build_vgg16(size: dict[str, int]) -> tuple[nn.Module, dict[str, str], Calla
 
 
 _BUILDERS = {"lstm": _build_lstm, "vgg16": _build_vgg16}
+_STACKS = [w.name for w in CONVNETS]  # built from their layer records by stack.py
 
 
 class TorchBackend(Backend):
@@ -83,16 +87,27 @@ class TorchBackend(Backend):
     def prepare(
         self, case: Case, workload: Workload, weights: dict[str, np.ndarray], inputs: dict[str, np.ndarray]
     ) -> Step:
-        self.check_supported(case, workload, DTYPES, _BUILDERS)
+        self.check_supported(case, workload, DTYPES, [*_BUILDERS, *_STACKS])
         device = self._torch_device()
         self.dtype = dtype = DTYPES[case.precision]
         size = workload.size(case.size)
 
-        model, param_names, call = _BUILDERS[workload.name](size)
+        if isinstance(workload, StackWorkload):
+            model, param_names = torch_stack.build(workload.layers, workload.input_shapes(size)["x"])
+            call: Callable[[nn.Module, Any], Any] = torch_stack.call
+        else:
+            model, param_names, call = _BUILDERS[workload.name](size)
         # load_state_dict copies into the parameters: no tensor here shares memory with the caller's arrays.
-        model.load_state_dict({param_names[k]: torch.from_numpy(v) for k, v in weights.items()}, strict=True)
+        state = {param_names[k]: torch.from_numpy(v) for k, v in weights.items()}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        # Every parameter loaded, nothing else given; buffers (batch norm's running statistics) keep their start.
+        buffers = {name for name, _ in model.named_buffers()}
+        if unexpected or set(missing) - buffers:
+            raise RuntimeError(f"weights do not fit the model: missing {missing}, unexpected {unexpected}")
         model.to(device=device, dtype=dtype)
-        model.train(case.mode == "train")
+        # Batch norm computes batch statistics in both modes (the workloads' definition): train() for any model
+        # that has one; otherwise eval() for forward, as users time inference.
+        model.train(case.mode == "train" or isinstance(workload, StackWorkload) and bool(workload.batchnorms()))
         # copy=True: for fp32 on cpu `.to` would otherwise return a view of the caller's NumPy array.
         x = torch.from_numpy(inputs["x"]).to(device=device, dtype=dtype, copy=True)
         names = list(weights)  # the workload's weight names, in its order
