@@ -16,6 +16,7 @@ from dlbench.compile import section as compile_section
 from dlbench.core.tables import Section
 from dlbench.maxbatch import section as maxbatch_section
 from dlbench.probe import section as probe_section
+from dlbench.report import published as published_section
 from dlbench.usability import section as usability_section
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 # In the order the report shows them.
 SECTIONS: tuple[Callable[[Store, list[Run]], Section | None], ...] = (
+    published_section.build,
     maxbatch_section.build,
     compile_section.build,
     usability_section.build,

@@ -14,6 +14,7 @@ from typing import Any
 from dlbench.core.results import Run
 from dlbench.core.tables import markdown_table
 from dlbench.core.text import printable
+from dlbench.runs.published import published_tables
 from dlbench.runs.tables import legend, seed_tables
 
 FORMATS = ("table", "markdown", "csv", "json")
@@ -47,7 +48,7 @@ def to_markdown(run: Run) -> str:
     parts = [f"## dlbench run {printable(run.run_id)}", "",
              *[f"- {printable(line)}" for line in environment_lines(run)[1:]]]  # fmt: skip
     parts += [f"- {printable(line)}" for line in legend(run)]
-    for table in seed_tables(run):
+    for table in seed_tables(run) + published_tables(run):
         parts += ["", markdown_table(table)]
     return "\n".join(parts) + "\n"
 
@@ -83,7 +84,7 @@ def print_run(run: Run, fmt: str, console: Any = None) -> None:
         console = console or Console(width=None if sys.stdout.isatty() else 160)
         for line in environment_lines(run) + legend(run):
             console.print(printable(line, newlines=True), highlight=False, markup=False)
-        for table in seed_tables(run):  # titles, headers and cells are data, never markup: Text
+        for table in seed_tables(run) + published_tables(run):  # titles, headers, cells are data, never markup: Text
             rich_table = RichTable(title=Text(printable(table.title)), title_justify="left")
             for i, column in enumerate(table.columns):
                 rich_table.add_column(Text(printable(column)), no_wrap=i == 0,
