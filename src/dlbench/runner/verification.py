@@ -23,7 +23,7 @@ from dlbench.backends.base import Backend
 from dlbench.core.cases import Case
 from dlbench.core.precisions import FORWARD_TOLERANCE, GRADIENT_TOLERANCE
 from dlbench.workloads import get_workload
-from dlbench.workloads.reference import reference, relative_error
+from dlbench.workloads.reference import reference, relative_error, twin_errors
 
 # Small sizes: enough to exercise every gate, every conv and pool, and fast for the float64 reference.
 DEFAULT_SIZES: dict[str, dict[str, int]] = {
@@ -62,20 +62,54 @@ def verify_case(case: Case, backend: Backend) -> dict[str, Any]:
         name: relative_error(backend.to_numpy(grads[name]), ref) if name in grads else math.inf
         for name, ref in ref_grads.items()
     }
-    worst = max(grad_errors, key=lambda k: grad_errors[k])
-    forward_tolerance, gradient_tolerance = FORWARD_TOLERANCE[case.precision], GRADIENT_TOLERANCE[case.precision]
+    record = judge(errors, grad_errors, FORWARD_TOLERANCE[case.precision], GRADIENT_TOLERANCE[case.precision])
+    if not record["passed"] and all(math.isfinite(e) for e in (*errors.values(), *grad_errors.values())):
+        # Before failing a backend, measure how well the function can be computed at all in this precision: NumPy
+        # computing it in that dtype (twin_errors). Where that lands far from float64, no backend can do better.
+        twin = twin_errors(workload, size, case.precision, case.seed)
+        record = judge(errors, grad_errors, FORWARD_TOLERANCE[case.precision], GRADIENT_TOLERANCE[case.precision],
+                       twin)  # fmt: skip
+    record["missing_grads"] = sorted(set(ref_grads) - set(grads))
+    return record
+
+
+# A backend may land this many times farther from the reference than NumPy's own computation in the same dtype
+# (different summation orders and kernels round differently: PyTorch's float32 ResNet-50 gradients were 0.6x to
+# 2x NumPy's). A tensor whose allowed error reaches UNCHECKABLE carries no checkable information in that precision:
+# it is listed as unchecked, never counted as agreeing.
+TWIN_FACTOR, UNCHECKABLE = 4.0, 0.5
+
+
+def judge(errors: dict[str, float], grad_errors: dict[str, float], forward_tolerance: float,
+          gradient_tolerance: float, twin: tuple[float, dict[str, float]] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The verdict on a backend's errors: each within its precision's tolerance or, given `twin` (NumPy's own
+    errors in that dtype), within TWIN_FACTOR times NumPy's (per gradient, at least the median's)."""
     forward_error = max(errors.values())
-    return {
+    allowed = dict.fromkeys(grad_errors, gradient_tolerance)
+    if twin is not None:
+        twin_forward, twin_grads = twin
+        forward_tolerance = max(forward_tolerance, TWIN_FACTOR * twin_forward)
+        median = sorted(twin_grads.values())[len(twin_grads) // 2] if twin_grads else 0.0
+        allowed = {k: max(gradient_tolerance, TWIN_FACTOR * max(twin_grads.get(k, 0.0), median)) for k in allowed}
+    unchecked = sorted(k for k, v in allowed.items() if v >= UNCHECKABLE)
+    checked = {k: v for k, v in grad_errors.items() if k not in unchecked}
+    worst = max(checked, key=lambda k: checked[k] / allowed[k]) if checked else None
+    record: dict[str, Any] = {
         "forward_error": forward_error,
-        "worst_grad_error": grad_errors[worst],
+        "worst_grad_error": checked[worst] if worst else math.nan,
         "worst_grad": worst,
         "grad_errors": grad_errors,
         "output_errors": errors,
         "forward_tolerance": forward_tolerance,
-        "gradient_tolerance": gradient_tolerance,
-        "passed": forward_error <= forward_tolerance and grad_errors[worst] <= gradient_tolerance,
-        "missing_grads": sorted(set(ref_grads) - set(grads)),
+        "gradient_tolerance": allowed[worst] if worst else gradient_tolerance,
+        "passed": forward_error <= forward_tolerance < UNCHECKABLE
+        and all(v <= allowed[k] for k, v in checked.items()),
     }
+    if twin is not None:
+        record["twin"] = {"forward_error": twin[0], "worst_grad_error": max(twin[1].values(), default=0.0),
+                          "factor": TWIN_FACTOR}  # fmt: skip
+        record["unchecked_grads"] = unchecked
+    return record
 
 
 def group_key(case: Case) -> str:
@@ -130,7 +164,8 @@ def failure_text(record: dict[str, Any]) -> str:
     return (
         f"failed verification: forward error {record['forward_error']:.2e} (tolerance "
         f"{record['forward_tolerance']:.0e}), worst gradient error {record['worst_grad_error']:.2e} in "
-        f"{record['worst_grad']} (tolerance {record['gradient_tolerance']:.0e}); --no-verify times it anyway"
+        f"{record['worst_grad']} (tolerance {record['gradient_tolerance']:.0e}){twin_text(record)}; --no-verify "
+        "times it anyway"
     )
 
 
@@ -139,8 +174,21 @@ def describe(record: dict[str, Any]) -> str:
     if record["status"] != "ok":
         return f"{record['status']}: {(record.get('error') or '').splitlines()[0][:200] if record.get('error') else ''}"
     verdict = "pass" if record["passed"] else "FAIL"
-    return (
-        f"{verdict} (forward error {record['forward_error']:.1e} ≤ {record['forward_tolerance']:.0e}?, "
-        f"worst gradient error {record['worst_grad_error']:.1e} in {record['worst_grad']} "
-        f"≤ {record['gradient_tolerance']:.0e}?)"
-    )
+    text = (f"{verdict} (forward error {record['forward_error']:.1e} ≤ {record['forward_tolerance']:.0e}?, "
+            f"worst gradient error {record['worst_grad_error']:.1e} in {record['worst_grad']} "
+            f"≤ {record['gradient_tolerance']:.0e}?)")  # fmt: skip
+    return text + twin_text(record)
+
+
+def twin_text(record: dict[str, Any]) -> str:
+    """What the tolerances were widened by, and what could not be checked, when NumPy's own computation in the
+    precision's dtype was measured ("" when it was not needed)."""
+    twin = record.get("twin")
+    if not twin:
+        return ""
+    text = (f"; tolerances {twin['factor']:g}x NumPy's own error in this precision (forward "
+            f"{twin['forward_error']:.1e}, gradients up to {twin['worst_grad_error']:.1e})")  # fmt: skip
+    unchecked = record.get("unchecked_grads") or []
+    if unchecked:
+        text += f"; {len(unchecked)} of {len(record['grad_errors'])} gradients not checkable in this precision"
+    return text

@@ -28,6 +28,36 @@ def reference(workload: Workload, size: dict[str, int], seed: int = 0) -> tuple[
     return numpy_math.loss_and_grads(workload.name, weights, inputs)
 
 
+# The NumPy dtype that stands in for a precision when the reference measures how well the function can be computed
+# in it, and the factor that scales that dtype's rounding to the precision's (bf16 keeps 8 significant bits,
+# float16 11: 2**3; NumPy has no bfloat16).
+TWIN_DTYPES: dict[str, tuple[type[np.floating], float]] = {  # type: ignore[type-arg]
+    "fp32": (np.float32, 1.0), "fp16": (np.float16, 1.0), "bf16": (np.float16, 8.0),
+}  # fmt: skip
+
+
+def twin_errors(
+    workload: Workload, size: dict[str, int], precision: str, seed: int = 0
+) -> tuple[float, dict[str, float]]:
+    """How far NumPy itself lands from the float64 reference when it computes the same function, in the same order,
+    in the precision's dtype: (forward error, {weight: gradient error}). A well-conditioned function gives about
+    the dtype's rounding; an ill-conditioned one (a deep batch-norm network: ResNet-50's float32 gradients are a few
+    percent off) gives more, and no backend can be held closer than that."""
+    dtype, scale = TWIN_DTYPES[precision]
+    size = workload.size(size)
+    weights, inputs = workload.make_weights(size, seed), workload.make_inputs(size, seed)
+    ref_out, ref_grads = numpy_math.loss_and_grads(
+        workload.name, {k: v.astype(np.float64) for k, v in weights.items()},
+        {k: v.astype(np.float64) for k, v in inputs.items()},
+    )  # fmt: skip
+    with np.errstate(over="ignore", invalid="ignore"):
+        out, grads = numpy_math.loss_and_grads(
+            workload.name, {k: v.astype(dtype) for k, v in weights.items()},
+            {k: v.astype(dtype) for k, v in inputs.items()},
+        )  # fmt: skip
+    return scale * relative_error(out, ref_out), {k: scale * relative_error(grads[k], v) for k, v in ref_grads.items()}
+
+
 def layer_reference(layer: str, arrays: Arrays, cotangent: np.ndarray) -> tuple[np.ndarray, Arrays]:
     """The float64 forward output and gradients (of Σ output · cotangent) of a probe layer at these arrays."""
     spec = LAYERS[layer]
@@ -45,4 +75,4 @@ def relative_error(value: np.ndarray, reference: np.ndarray) -> float:
     return error if math.isfinite(error) else math.inf
 
 
-__all__ = ["layer_reference", "reference", "relative_error"]
+__all__ = ["TWIN_DTYPES", "layer_reference", "reference", "relative_error", "twin_errors"]
