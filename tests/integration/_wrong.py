@@ -5,6 +5,9 @@ process); prints the verification record as JSON.
   gate_order: the LSTM's i and f gates swapped, as a backend that mapped gates in the wrong order would;
   padding:    the image shifted one pixel down and right, which is what padding (2, 0) instead of (1, 1) does
               to the first convolution.
+  branch_order: a layer stack's inception modules with their 3x3 and 5x5 branches swapped (the next layer sees
+              its channels in another order), built by the backend from those records;
+  no_residual: a layer stack's identity shortcuts left out (each such block is its body alone).
 """
 
 from __future__ import annotations
@@ -19,6 +22,29 @@ from dlbench.backends import BACKENDS
 from dlbench.backends.base import Backend
 from dlbench.core.cases import Case
 from dlbench.runner.verification import DEFAULT_SIZES, verify_case
+from dlbench.workloads import stack
+from dlbench.workloads.convnets import StackWorkload
+
+
+def _rewired(layers: tuple[stack.Layer, ...], corruption: str) -> tuple[stack.Layer, ...]:
+    out: list[stack.Layer] = []
+    for layer in layers:
+        if isinstance(layer, stack.Concat) and corruption == "branch_order":
+            b = layer.branches
+            out.append(stack.Concat((b[0], b[2], b[1], *b[3:])))
+        elif isinstance(layer, stack.Residual) and corruption == "no_residual" and not layer.shortcut:
+            out.extend(layer.body)
+        else:
+            out.append(layer)
+    return tuple(out)
+
+
+def _corrupted(workload: StackWorkload, corruption: str) -> StackWorkload:
+    """The same workload (name, sizes, weights) whose layer records are wrong."""
+    layers = _rewired(workload.layers, corruption)
+    assert layers != workload.layers, f"{corruption} changes nothing in {workload.name}"
+    wrong = type(f"Wrong{type(workload).__name__}", (type(workload),), {"layers_fn": staticmethod(lambda: layers)})
+    return wrong()  # type: ignore[no-any-return]
 
 
 class Wrong(Backend):
@@ -37,6 +63,8 @@ class Wrong(Backend):
             x = np.zeros_like(inputs["x"])
             x[:, :, 1:, 1:] = inputs["x"][:, :, :-1, :-1]
             inputs = {"x": x}
+        elif self.corruption in ("branch_order", "no_residual"):
+            workload = _corrupted(workload, self.corruption)
         return self.inner.prepare(case, workload, weights, inputs)
 
     def synchronize(self, result: Any = None) -> None:

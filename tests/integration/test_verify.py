@@ -18,7 +18,7 @@ HERE = Path(__file__).parent
 AVAILABLE = [name for name, info in BACKENDS.items() if info.available()[0]]
 # Backends that live in a managed env of their name (theano, aesara: `dlbench envs create NAME`), where one exists.
 IN_ENVS = [name for name, info in BACKENDS.items() if info.needs_env and name not in AVAILABLE and find_env(name)]
-CORRUPTIONS = [("gate_order", "lstm"), ("padding", "vgg16")]
+CORRUPTIONS = [("gate_order", "lstm"), ("padding", "vgg16"), ("branch_order", "googlenet"), ("no_residual", "resnet50")]
 
 
 def _verify_variant(backend: str, corruption: str, workload: str) -> dict:

@@ -57,5 +57,29 @@ def test_bad_sizes_name_the_value_and_what_is_allowed(workload: str, given: dict
 
 
 def test_unknown_workload() -> None:
-    with pytest.raises(UsageError, match=r"unknown workload 'resnet' \(allowed: lstm, vgg16\)"):
+    allowed = "alexnet, googlenet, lstm, overfeat, resnet50, vgg16, vgga"
+    with pytest.raises(UsageError, match=rf"unknown workload 'resnet' \(allowed: {allowed}\)"):
         get_workload("resnet")
+
+
+def test_cnn_shapes_flops_and_sizes() -> None:
+    """The CNNs' published shapes (convnet-benchmarks' comments: AlexNet's 256×6×6 and OverFeat's 1024×6×6 before
+    the classifier, VGG-A's 512×7×7), their forward FLOPs (2 per multiply-add: AlexNet 0.71 G, VGG-A 7.6 G,
+    GoogLeNet 1.6 G, ResNet-50 4.1 G multiply-adds per image), and a size too small named with the smallest."""
+    from dlbench.workloads import stack
+
+    expected_macs = {"alexnet": 0.714e9, "overfeat": 2.80e9, "vgga": 7.61e9, "googlenet": 1.58e9, "resnet50": 4.09e9}
+    classifier_inputs = {"alexnet": 9216, "overfeat": 36864, "vgga": 25088}
+    for name, macs in expected_macs.items():
+        w = get_workload(name)
+        size = w.size({})
+        assert w.flops_per_sample(size, "forward") == pytest.approx(2 * macs, rel=0.01), name
+        assert w.output_shape(size) == (size["batch"], 1000)
+        if name in classifier_inputs:
+            width = 4096 if name != "overfeat" else 3072
+            assert w.weight_shapes(size)["fc6.weight"] == (width, classifier_inputs[name])
+        first = next(layer for layer, _, _ in stack.walk(w.layers, (3, 224, 224)))
+        assert w.flops_per_sample(size, "train") < 3 * w.flops_per_sample(size, "forward")  # no image gradient
+        assert isinstance(first, stack.Conv)
+    with pytest.raises(UsageError, match=r"bad size image=32 for alexnet: too small .*the smallest it takes is 63"):
+        get_workload("alexnet").size({"image": 32})

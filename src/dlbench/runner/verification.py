@@ -76,8 +76,10 @@ def verify_case(case: Case, backend: Backend) -> dict[str, Any]:
 # A backend may land this many times farther from the reference than NumPy's own computation in the same dtype
 # (different summation orders and kernels round differently: PyTorch's float32 ResNet-50 gradients were 0.6x to
 # 2x NumPy's). A tensor whose allowed error reaches UNCHECKABLE carries no checkable information in that precision:
-# it is listed as unchecked, never counted as agreeing.
-TWIN_FACTOR, UNCHECKABLE = 4.0, 0.5
+# it is listed as unchecked, never counted as agreeing; a forward output whose allowed error would reach
+# UNCHECKABLE_FORWARD fails (the forward output is what proves the network is the same: ResNet-50 without its
+# shortcuts is 0.1-0.3 away).
+TWIN_FACTOR, UNCHECKABLE, UNCHECKABLE_FORWARD = 4.0, 0.5, 0.05
 
 
 def judge(errors: dict[str, float], grad_errors: dict[str, float], forward_tolerance: float,
@@ -102,7 +104,7 @@ def judge(errors: dict[str, float], grad_errors: dict[str, float], forward_toler
         "output_errors": errors,
         "forward_tolerance": forward_tolerance,
         "gradient_tolerance": allowed[worst] if worst else gradient_tolerance,
-        "passed": forward_error <= forward_tolerance < UNCHECKABLE
+        "passed": forward_error <= forward_tolerance < UNCHECKABLE_FORWARD
         and all(v <= allowed[k] for k, v in checked.items()),
     }
     if twin is not None:

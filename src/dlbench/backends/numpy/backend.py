@@ -19,8 +19,9 @@ from dlbench.backends import get_backend
 from dlbench.backends.base import Backend, Step, Unsupported
 from dlbench.backends.numpy import FAULTS
 from dlbench.core.cases import Case
-from dlbench.workloads import numpy_math
+from dlbench.workloads import numpy_math, stack_math
 from dlbench.workloads.base import Workload
+from dlbench.workloads.convnets import StackWorkload
 
 _DTYPES: dict[str, type[np.floating[Any]]] = {"fp32": np.float32, "fp16": np.float16}
 OPTIONS: tuple[str, ...] = tuple(get_backend("numpy").options)
@@ -83,6 +84,7 @@ class NumpyBackend(Backend):
             raise Unsupported(f"the numpy backend has no {workload.name!r} (has: {have})")
         self.dtype = _DTYPES[case.precision]
         name, train = workload.name, case.mode == "train"
+        layers = workload.layers if isinstance(workload, StackWorkload) else None
         weights = {k: np.asarray(v, dtype=self.dtype) for k, v in weights.items()}
         inputs = {k: np.asarray(v, dtype=self.dtype) for k, v in inputs.items()}
         first = True
@@ -99,6 +101,10 @@ class NumpyBackend(Backend):
             if hold_bytes:
                 held = None
                 held = np.ones(hold_bytes, dtype=np.uint8)  # every page written: resident, not just reserved
+            if layers is not None:  # a layer stack: computed from the workload's own records
+                if train:
+                    return stack_math.loss_and_grads(layers, weights, inputs["x"])
+                return stack_math.output(layers, weights, inputs["x"])
             if train:
                 return numpy_math.loss_and_grads(name, weights, inputs)
             return numpy_math.forward(name, weights, inputs)
