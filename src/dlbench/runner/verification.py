@@ -77,9 +77,10 @@ def verify_case(case: Case, backend: Backend) -> dict[str, Any]:
 # (different summation orders and kernels round differently: PyTorch's float32 ResNet-50 gradients were 0.6x to
 # 2x NumPy's). A tensor whose allowed error reaches UNCHECKABLE carries no checkable information in that precision:
 # it is listed as unchecked, never counted as agreeing; a forward output whose allowed error would reach
-# UNCHECKABLE_FORWARD fails (the forward output is what proves the network is the same: ResNet-50 without its
-# shortcuts is 0.1-0.3 away).
-TWIN_FACTOR, UNCHECKABLE, UNCHECKABLE_FORWARD = 4.0, 0.5, 0.05
+# UNCHECKABLE_FORWARD fails, whatever its error (the forward output is what proves the network is the same:
+# ResNet-50 without its identity shortcuts lands 0.19 away in float32, where 7e-5 is allowed; in float16, where
+# NumPy itself lands 4.4e-2 away, 0.18 is allowed; bf16, estimated as 8x float16, cannot be checked at all).
+TWIN_FACTOR, UNCHECKABLE, UNCHECKABLE_FORWARD = 4.0, 0.5, 0.2
 
 
 def judge(errors: dict[str, float], grad_errors: dict[str, float], forward_tolerance: float,
