@@ -1,7 +1,8 @@
 """The HTML report of a seed-cpu-shaped run, opened from disk in headless Chromium (Debian's chromium, which `make test`
 installs where it can, driven by Playwright, as `dlbench report --screenshot` drives it): no console message, no
-network request, every plot drawn with a nonzero size, every case of the run in the tables, hostile strings shown
-as text, and a screenshot written by `dlbench report --screenshot`.
+network request, every plot drawn with a nonzero size, every case of the run in the tables, the overview grid on
+the first screen (1280 × 800), hostile strings shown as text, and a screenshot written by `dlbench report
+--screenshot`.
 
 The run is synthetic (tests/synthetic.py: made-up figures, written through the Store as a real run is) so
 that this test needs no framework and runs in seconds; the plan is the real seed-cpu suite's, for every backend.
@@ -37,6 +38,11 @@ LOOK = """() => JSON.stringify({
     return {width: box.width, height: box.height, marks: marks, empty: svg.textContent.includes('no figures')};
   }),
   cells: [...document.querySelectorAll('td[data-case]')].map(td => [td.dataset.case, td.textContent, td.title]),
+  overview: [...document.querySelectorAll('#overview, table.ov, table.ov td, .ovlegend')].map(e => {
+    const box = e.getBoundingClientRect();
+    return {tag: e.tagName, right: box.right, bottom: box.bottom, text: e.textContent, title: e.title || '',
+            mark: e.dataset.mark || '', rel: e.dataset.rel || ''};
+  }),
   scripts: document.querySelectorAll('script').length,
   title: document.title,
   text: document.body.innerText,
@@ -100,6 +106,21 @@ def test_report_in_headless_chromium(tmp_path: Path) -> None:
         else:
             assert text.startswith({"oom": "out of memory", "error": "error", "unsupported": "unsupported"}[
                 result.status]) and title, (text, title)  # fmt: skip
+
+    # The overview: on the first screen (1280 × 800), every backend × column cell drawn, every unranked cell
+    # saying what happened, with why as its tooltip (the hostile error as text).
+    parts = seen["overview"]
+    assert parts[0]["tag"] == "H2" and parts[-1]["tag"] == "P"  # its heading, then grid(s), then the legend
+    assert all(p["right"] <= 1280 and p["bottom"] <= 800 for p in parts), [p for p in parts if p["bottom"] > 800]
+    grid = [p for p in parts if p["tag"] == "TD"]
+    backends = {c.backend for c in run.plan}
+    columns = {(c.workload, c.mode, c.precision) for c in run.plan}
+    assert len(grid) == len(backends) * len(columns)
+    ranked = [p for p in grid if p["rel"]]
+    assert ranked and all(0 < float(p["rel"]) <= 1 for p in ranked) and any(p["rel"] == "1.0000" for p in ranked)
+    marks = {p["mark"]: p for p in grid if p["mark"]}
+    assert marks["unverified"]["text"] == "unv" and HOSTILE in marks["unverified"]["title"]  # jax fp16
+    assert marks["unsupported"]["text"] == "n/s" and "jax is not installed" in marks["unsupported"]["title"]
 
     assert seen["scripts"] == 0 and seen["title"] != "pwned"
     assert HOSTILE in seen["text"]  # the error shows, as text

@@ -10,7 +10,7 @@ from html import escape
 
 from dlbench.core.results import Run
 from dlbench.core.tables import Section, Table
-from dlbench.report import svg
+from dlbench.report import overview, svg
 from dlbench.report.content import Report, backend_settings, flatten, regime_table
 from dlbench.report.plots import Figure, figures
 from dlbench.report.statistics import NOISE_FLOOR
@@ -37,7 +37,7 @@ tr:target,li:target{background:#fff3c4}
 .legend span{display:inline-flex;align-items:center;gap:4px}
 .kv td:first-child{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;white-space:nowrap}
 .wrap{overflow-x:auto}
-"""
+""" + overview.CSS
 _REF = re.compile(r"\[(\d+)\]$")
 _NOTE = re.compile(r"^\[(\d+)\] ")
 
@@ -115,6 +115,11 @@ def render(report: Report) -> str:
         f"<h1>{escape(report.title)}</h1>",
         f'<p class="muted">generated {escape(report.generated)} by dlbench {escape(report.version)} · suite '
         f"{escape(report.run.suite)} · {len(report.run.results)} results</p>",
+        # The overview answers "who is fast where, and who did not run" on the first screen; the details follow,
+        # unfolded, through the index of links below it. Not folded in <details>: a closed one gives its plots no
+        # size until opened, leaves its tables out of printing, and Find-in-page reaches into it only in some
+        # browsers, while a reader of a benchmark report mostly jumps to one table and searches for one case.
+        overview.html(overview.build(report.run)),
         '<nav><a href="#recommendation">Recommendation</a><a href="#tables">The seed\'s tables</a>'
         '<a href="#versus-2016">Beside 2016</a><a href="#plots">Plots</a>'
         + "".join(f'<a href="#{escape(s.anchor)}">{escape(s.title)}</a>' for s in report.sections)
