@@ -80,6 +80,10 @@ OPTIONS: dict[str, tuple[list[str], dict[str, list[tuple[str, str | None]]]]] = 
         "--timeout": SECONDS, "--backends": NAMES, "--precisions": NAMES, "--layers": NAMES, "--device": DEVICE,
         "--cpus": CPUS,
     }),
+    "peak": (["peak", "--frameworks", "numpy", "--store", "fresh.sqlite"], {
+        "--seconds": SECONDS, "--device": DEVICE, "--cpus": CPUS, "--frameworks": NAMES,
+        "--format": [("nosuch", None)], "--store": [("", None), ("{W}", None), (LONG, None)],
+    }),
     "report": (["report", "--store", "store.sqlite", "--out", "out.html"], {
         "--weights": WEIGHTS, "--out": OUT, "--screenshot": OUT[:-1] + [("shot.txt", None)],
         "--format": [("nosuch", None)],

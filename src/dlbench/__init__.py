@@ -6,9 +6,9 @@
     run.to_dataframe()
 
 The other commands' Python APIs are their features' `api` modules: dlbench.verify.api, dlbench.probe.api,
-dlbench.maxbatch.api, dlbench.compile.api, dlbench.usability.api, dlbench.envs.api (each with a `run` function but
-envs). The public names load lazily, so a worker process (which imports `dlbench.runner.worker`, maybe in another
-Python environment) pays for none of the parent's modules.
+dlbench.maxbatch.api, dlbench.compile.api, dlbench.usability.api, dlbench.peak.api, dlbench.envs.api (each with a
+`run` function but envs). The public names load lazily, so a worker process (which imports `dlbench.runner.worker`,
+maybe in another Python environment) pays for none of the parent's modules.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "dlbench.compile.command",
     "dlbench.usability.command",
     "dlbench.probe.command",
+    "dlbench.peak.command",
 )
 
 

@@ -48,7 +48,7 @@ def test_a_framework_is_one_folder_with_one_registry_entry() -> None:
     for framework in FRAMEWORKS:
         prefix = f"dlbench.backends.{framework.name}."
         modules = [info.module for info in framework.backends]
-        modules += [m for m in (framework.layers, framework.usability) if m]
+        modules += [m for m in (framework.layers, framework.usability, framework.peak) if m]
         assert all(m.startswith(prefix) for m in modules), (framework.name, modules)
         assert all(info.framework == framework.name for info in framework.backends)
 

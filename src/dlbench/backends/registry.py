@@ -92,6 +92,9 @@ class Framework:
     # Environment variables that change what the framework does, recorded in every run's fingerprint when set.
     env_vars: tuple[str, ...] = ()
     bare: str | None = None  # its bare one-LSTM-layer script in benchmarks/bare/ (for dlbench usability)
+    # dlbench peak: module whose matmul(precision, device, n) and copy(device, nbytes) build the steps that measure
+    # the device's matrix-multiply FLOP/s and memory bandwidth through this framework; None: it offers none.
+    peak: str | None = None
 
     def __post_init__(self) -> None:
         # Each backend knows its folder and inherits the framework's requirements and install command.

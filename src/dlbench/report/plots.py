@@ -1,6 +1,7 @@
 """The report's plots, built from a run: LSTM samples/s against hidden size (one panel per sequence length ×
-batch × mode), VGG-16 samples/s and memory against batch (per precision), and first-step (compile) time per
-backend. Error bars are the 95% CIs the run stored (stats.samples_per_s_ci95)."""
+batch × mode), VGG-16 samples/s and memory against batch (per precision), first-step (compile) time per
+backend, and % of the measured peak per backend (where `dlbench peak` measured this machine). Error bars are the
+95% CIs the run stored (stats.samples_per_s_ci95)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any
 
 from dlbench.backends import BACKENDS
 from dlbench.core.results import Result, Run
+from dlbench.peak.figures import Peaks, achieved, percent
+from dlbench.peak.lookup import lookup
 from dlbench.report.recommend import MODE_TEXT, who
 from dlbench.report.recommend import label as backend_label
 from dlbench.report.svg import MARKERS, PALETTE, Panel, Point, Series
@@ -166,6 +169,40 @@ def first_step_figure(run: Run) -> Figure | None:
                   panels, list(legend.values()))
 
 
+def peak_figure(run: Run, peaks: Peaks | None = None) -> Figure | None:
+    """% of peak per backend: one panel per workload × mode × precision, a point per backend at the median over
+    the run's sizes, its bar the range; None when no result has a peak to be held against (the legend says so)."""
+    peaks = lookup(run) if peaks is None else peaks
+    groups: dict[tuple[str, str, str], dict[str, list[tuple[float, Result]]]] = {}
+    backend_of = who(run.results)
+    for r in run.results:
+        share = percent(r, peaks.of(run, r))
+        if share is not None:
+            key = (r.case.workload, r.case.mode, r.case.precision)
+            groups.setdefault(key, {}).setdefault(backend_of(r), []).append((share, r))
+    if not groups:
+        return None
+    panels: list[Panel] = []
+    legend: dict[str, Series] = {}
+    for (workload, mode, precision), by_backend in sorted(groups.items()):
+        series = []
+        for backend, shares in by_backend.items():
+            label, color, shape = style(backend)
+            values = [v for v, _ in shares]
+            med = statistics.median(values)
+            fastest = max(shares, key=lambda s: s[0])[1]
+            tip = (f"{label}: median {med:.3g}% of the {precision} peak over {len(values)} size(s) (range "
+                   f"{min(values):.3g}–{max(values):.3g}%; best {(achieved(fastest) or 0) / 1e9:.3g} GFLOP/s at "
+                   + ", ".join(f"{k}={v}" for k, v in fastest.case.size.items()) + ")")  # fmt: skip
+            series.append(Series(label, color, shape, [Point(label, med, min(values), max(values), tip)], line=False))
+            legend.setdefault(backend, Series(label, color, shape, line=False))
+        panels.append(Panel(f"{workload}, {MODE_TEXT.get(mode, mode)}, {precision}", "backend", "% of peak", series))
+    return Figure("Achieved FLOP/s as % of the measured peak", "Median over the run's sizes; bars: the range over "
+                  "sizes. The peak is `dlbench peak`'s matrix-multiply FLOP/s on this machine for the precision; "
+                  "FLOPs counted 2 per multiply-add, convolutions as direct ones (so a Winograd or FFT kernel may "
+                  "pass 100%).", panels, list(legend.values()))  # fmt: skip
+
+
 def figures(run: Run) -> list[Figure]:
-    found = [lstm_figure(run), *vgg_figures(run), first_step_figure(run)]
+    found = [lstm_figure(run), *vgg_figures(run), first_step_figure(run), peak_figure(run)]
     return [f for f in found if f is not None]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from dlbench.compile import section as compile_section
 from dlbench.core.tables import Section
 from dlbench.maxbatch import section as maxbatch_section
+from dlbench.peak import section as peak_section
 from dlbench.probe import section as probe_section
 from dlbench.report import published as published_section
 from dlbench.usability import section as usability_section
@@ -30,6 +31,7 @@ SECTIONS: tuple[Callable[[Store, list[Run]], Section | None], ...] = (
     compile_section.build,
     usability_section.build,
     probe_section.build,
+    peak_section.build,
 )
 
 

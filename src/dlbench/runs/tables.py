@@ -2,6 +2,8 @@
 
 LSTM: framework × seq × batch × hidden → forward and forward+backward samples/s (the seed's layout).
 VGG-16: framework × precision × batch → forward, forward+backward samples/s and max memory.
+Both end with the achieved FLOP/s of each row's two cases and their % of this machine's measured peak (dlbench.peak:
+the newest `dlbench peak` run of the same machine in the run's store; none: the legend says so).
 A cell that is not a measurement says what happened instead ("out of memory", "unsupported", ...), with the
 reason in a numbered note under the table. Nothing here knows any framework by name: labels come from the
 backend registry and the versions each worker reported.
@@ -16,6 +18,9 @@ from dlbench.backends import BACKENDS
 from dlbench.core.results import Result, Run
 from dlbench.core.tables import Table
 from dlbench.measure.memory import DEVICE_FIGURES
+from dlbench.peak.figures import Peaks, flops_unit, legend_lines
+from dlbench.peak.figures import cell as flops_cell
+from dlbench.peak.lookup import lookup
 
 STATUS_TEXT = {"oom": "out of memory", "unsupported": "unsupported", "error": "error", "timeout": "timeout"}
 MIB = 1024 * 1024
@@ -121,14 +126,16 @@ def _first_step(by_mode: dict[str, Result]) -> str:
     return " / ".join(parts)
 
 
-def lstm_table(run: Run) -> Table | None:
+def lstm_table(run: Run, peaks: Peaks | None = None) -> Table | None:
     results = [r for r in run.results if r.case.workload == "lstm"]
     if not results:
         return None
+    peaks = lookup(run) if peaks is None else peaks
+    unit, scale = flops_unit(results)
     multi_precision = len({r.case.precision for r in results}) > 1
     columns = ["framework", *(["precision"] if multi_precision else []), "sequence length", "batch size",
                "hidden layer size", "forward samples / sec", "forward + backward samples / sec",
-               "first step s (fwd / fwd+bwd)"]  # fmt: skip
+               "first step s (fwd / fwd+bwd)", f"{unit} (% of peak), fwd / fwd+bwd"]  # fmt: skip
     table = Table("LSTM: a single layer", columns)
     notes = _Notes()
     identity = row_identities(results)
@@ -141,21 +148,24 @@ def lstm_table(run: Run) -> Table | None:
         seq, batch, hidden, precision, index = key
         row = [framework_label(any_result, order[index][1]), *([precision] if multi_precision else []), str(seq),
                str(batch), str(hidden), notes.cell(by_mode.get("forward")), notes.cell(by_mode.get("train")),
-               _first_step(by_mode)]  # fmt: skip
+               _first_step(by_mode), flops_cell(run, [by_mode.get("forward"), by_mode.get("train")], peaks, scale)
+               ]  # fmt: skip
         table.rows.append(row)
         table.cases.append(_row_cases(columns, by_mode))
     table.notes = notes.lines()
     return table
 
 
-def vgg_table(run: Run) -> Table | None:
+def vgg_table(run: Run, peaks: Peaks | None = None) -> Table | None:
     results = [r for r in run.results if r.case.workload == "vgg16"]
     if not results:
         return None
+    peaks = lookup(run) if peaks is None else peaks
+    unit, scale = flops_unit(results)
     images = sorted({r.case.size["image"] for r in results})
     columns = ["framework", "precision", "batch size", *(["image"] if len(images) > 1 else []),
                "forward samples / sec", "forward + backward samples / sec", "max memory usage (MiB)",
-               "first step s (fwd / fwd+bwd)"]  # fmt: skip
+               "first step s (fwd / fwd+bwd)", f"{unit} (% of peak), fwd / fwd+bwd"]  # fmt: skip
     table = Table(f"VGG-16 convolutional body ({', '.join(f'{i}×{i}' for i in images)} input)", columns)
     notes = _Notes()
     identity = row_identities(results)
@@ -178,7 +188,8 @@ def vgg_table(run: Run) -> Table | None:
                str(any_result.case.size["batch"]),
                *([str(any_result.case.size["image"])] if len(images) > 1 else []),
                notes.cell(by_mode.get("forward")), notes.cell(by_mode.get("train")), memory_cell,
-               _first_step(by_mode)]  # fmt: skip
+               _first_step(by_mode), flops_cell(run, [by_mode.get("forward"), by_mode.get("train")], peaks, scale)
+               ]  # fmt: skip
         table.rows.append(row)
         table.cases.append(_row_cases(columns, by_mode))
     table.notes = notes.lines()
@@ -195,11 +206,13 @@ _FIGURE_TEXT = {
 }
 
 
-def seed_tables(run: Run) -> list[Table]:
-    return [t for t in (lstm_table(run), vgg_table(run)) if t is not None]
+def seed_tables(run: Run, peaks: Peaks | None = None) -> list[Table]:
+    """`peaks`: what the FLOP/s column's % of peak is held against; None: looked up in the run's store."""
+    peaks = lookup(run) if peaks is None and run.results else peaks
+    return [t for t in (lstm_table(run, peaks), vgg_table(run, peaks)) if t is not None]
 
 
-def legend(run: Run) -> list[str]:
+def legend(run: Run, peaks: Peaks | None = None) -> list[str]:
     lines = []
     note = run.settings.get("note")
     if note:
@@ -226,6 +239,7 @@ def legend(run: Run) -> list[str]:
     if any(r.stats.get("warnings") and r.stats.get("between_rel_spread") is None
            and not {"disturbed", "few-iterations"} & set(r.flags) for r in run.results):  # fmt: skip
         lines.append("~ marks a figure whose spread was large (see `dlbench show RUN --format json` for the warnings)")
+    lines += legend_lines(run, lookup(run) if peaks is None and run.results else peaks or Peaks())
     missing = len(run.missing)
     if missing:
         lines.append(f"{missing} planned case(s) have no result yet (status {run.status}): "

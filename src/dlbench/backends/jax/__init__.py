@@ -2,7 +2,7 @@
 
 backend.py (the models and the backend), helpers.py (jit's stages timed one by one, the persistent compilation
 cache, devices, memory, what XLA computes in: shared with keras-jax and pytensor-jax), layers.py (for probe),
-usability.py (jax.export, StableHLO, jax2tf).
+usability.py (jax.export, StableHLO, jax2tf), peak.py (dlbench peak).
 """
 
 from __future__ import annotations
@@ -23,5 +23,5 @@ FRAMEWORK = Framework(
     layers="dlbench.backends.jax.layers", usability="dlbench.backends.jax.usability",
     env_vars=("XLA_FLAGS", "XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION",
               "XLA_PYTHON_CLIENT_ALLOCATOR", "JAX_PLATFORMS"),
-    bare="jax.py",
+    bare="jax.py", peak="dlbench.backends.jax.peak",
 )  # fmt: skip

@@ -2,7 +2,7 @@
 
 Not a framework a user would choose: the float64 reference's code run in lower precision, and the harness's own
 test backend (its fault-injection options make a worker crash, hang or fail for real). No layers, no usability
-probes: `dlbench probe` and `dlbench usability` say so for it.
+probes: `dlbench probe` and `dlbench usability` say so for it. peak.py: `dlbench peak`'s fp32 BLAS product and copy.
 """
 
 from __future__ import annotations
@@ -17,4 +17,5 @@ FRAMEWORK = Framework(
                     description="float64 reference (verify) and a harness backend that needs no framework",
                     options={"fault": FAULTS, "sleep_s": (), "hold_mib_per_sample": ()}),
     ),
+    peak="dlbench.backends.numpy.peak",
 )  # fmt: skip

@@ -2,7 +2,8 @@
 
 backend.py (nn.LSTM, nn.Sequential of nn.Conv2d; torch.compile over the same modules), helpers.py (device, memory,
 settings, versions, error classification: shared with keras-torch), layers.py (torch.nn.functional, for probe),
-usability.py (print/breakpoint under the step, TorchScript, torch.export, ONNX).
+usability.py (print/breakpoint under the step, TorchScript, torch.export, ONNX), peak.py (dlbench peak: a matrix
+product per precision and an array copy).
 """
 
 from __future__ import annotations
@@ -26,4 +27,5 @@ FRAMEWORK = Framework(
     ),
     layers="dlbench.backends.torch.layers", usability="dlbench.backends.torch.usability",
     env_vars=("TORCHINDUCTOR_CACHE_DIR", "PYTORCH_CUDA_ALLOC_CONF"), bare="torch.py",
+    peak="dlbench.backends.torch.peak",
 )  # fmt: skip
