@@ -57,7 +57,7 @@ def test_bad_sizes_name_the_value_and_what_is_allowed(workload: str, given: dict
 
 
 def test_unknown_workload() -> None:
-    allowed = "alexnet, googlenet, lstm, overfeat, resnet50, vgg16, vgga"
+    allowed = "alexnet, googlenet, lstm, overfeat, resnet50, transformer, vgg16, vgga"
     with pytest.raises(UsageError, match=rf"unknown workload 'resnet' \(allowed: {allowed}\)"):
         get_workload("resnet")
 
@@ -83,3 +83,15 @@ def test_cnn_shapes_flops_and_sizes() -> None:
         assert isinstance(first, stack.Conv)
     with pytest.raises(UsageError, match=r"bad size image=32 for alexnet: too small .*the smallest it takes is 63"):
         get_workload("alexnet").size({"image": 32})
+
+
+def test_transformer_block_sizes_and_flops() -> None:
+    w = get_workload("transformer")
+    size = w.size({})
+    assert size == {"batch": 8, "seq_len": 1024, "d_model": 768, "heads": 12}  # GPT-2 small's block
+    # 12·d² multiply-adds per token in the four projections, 2·seq·d more in attention's two products.
+    assert w.flops_per_sample(size, "forward") == 2 * 1024 * (12 * 768**2 + 2 * 1024 * 768)
+    assert w.flops_per_sample(size, "train") == 3 * w.flops_per_sample(size, "forward")  # no layer sees the input
+    assert w.output_shape(size) == w.input_shapes(size)["x"] == (8, 1024, 768)
+    with pytest.raises(UsageError, match=r"bad size d_model=100 for transformer: must be a multiple of heads=12"):
+        w.size({"d_model": 100})

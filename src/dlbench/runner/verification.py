@@ -36,6 +36,7 @@ DEFAULT_SIZES: dict[str, dict[str, int]] = {
     "vgga": {"batch": 2, "image": 32},
     "googlenet": {"batch": 2, "image": 32},
     "resnet50": {"batch": 2, "image": 64},
+    "transformer": {"batch": 2, "seq_len": 16, "d_model": 32, "heads": 4},
 }
 
 

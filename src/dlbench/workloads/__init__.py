@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dlbench.core.errors import unknown
 from dlbench.workloads.base import SizeParam, Workload
-from dlbench.workloads.convnets import CONVNETS, StackWorkload
+from dlbench.workloads.convnets import STACKS, StackWorkload
 from dlbench.workloads.lstm import LSTM
 from dlbench.workloads.vgg16 import VGG16
 
-WORKLOADS: dict[str, Workload] = {w.name: w for w in (LSTM(), VGG16(), *CONVNETS)}
+WORKLOADS: dict[str, Workload] = {w.name: w for w in (LSTM(), VGG16(), *STACKS)}
 
 
 def get_workload(name: str) -> Workload:

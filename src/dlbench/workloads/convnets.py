@@ -28,6 +28,7 @@ from dlbench.workloads.stack import (
     Flatten,
     GlobalAvgPool,
     Layer,
+    LayerNorm,
     Linear,
     LogSoftmax,
     MaxPool,
@@ -111,7 +112,7 @@ def googlenet() -> tuple[Layer, ...]:
         *_conv_relu("conv2_reduce", 64, 1), *_conv_relu("conv2", 192, 3, 1, 1), MaxPool(3, 2, 1),
     ]  # fmt: skip
     for item in INCEPTIONS:
-        layers.append(MaxPool(3, 2, 1) if item == "M" else _inception(*item))  # type: ignore[misc]
+        layers.append(MaxPool(3, 2, 1) if item == "M" else _inception(*item))
     return (*layers, GlobalAvgPool(), Linear("fc", 1000), ReLU())
 
 
@@ -140,55 +141,62 @@ def resnet50() -> tuple[Layer, ...]:
 
 
 class StackWorkload(Workload):
-    """An image network made of stack layers: size = batch and image (square), NCHW input with 3 channels."""
+    """A workload made of stack layers: its records at a size (`layers_for`), and everything else derived from them.
+    This base is an image network: size = batch and image (square), NCHW input with 3 channels; the transformer
+    block (transformer.py) overrides the size and the input."""
 
     layers_fn: ClassVar[Callable[[], tuple[Layer, ...]]]
     channels: ClassVar[int] = 3
-    image_multiple: ClassVar[int] = 1
 
     @property
     def layers(self) -> tuple[Layer, ...]:
         return type(self).layers_fn()
+
+    def layers_for(self, size: dict[str, int]) -> tuple[Layer, ...]:
+        """The records every backend builds at this size (an image network's do not depend on it)."""
+        return self.layers
 
     def size(self, given: dict[str, int] | None = None) -> dict[str, int]:
         size = super().size(given)
         try:
             stack.output_shape(self.layers, self._sample(size))
         except stack.ShapeError as exc:
-            smallest = stack.smallest_image(self.layers, self.channels, size["image"], self.image_multiple)
+            smallest = stack.smallest_image(self.layers, self.channels, size["image"])
             raise UsageError(f"bad size image={size['image']} for {self.name}: too small ({exc}); the smallest it "
                              f"takes is {smallest}") from None  # fmt: skip
         return size
 
-    def _sample(self, size: dict[str, int]) -> tuple[int, int, int]:
+    def _sample(self, size: dict[str, int]) -> tuple[int, ...]:
         return (self.channels, size["image"], size["image"])
 
     def weight_shapes(self, size: dict[str, int]) -> dict[str, tuple[int, ...]]:
-        return stack.weight_shapes(self.layers, self._sample(size))
+        return stack.weight_shapes(self.layers_for(size), self._sample(size))
 
     def input_shapes(self, size: dict[str, int]) -> dict[str, tuple[int, ...]]:
         return {"x": (size["batch"], *self._sample(size))}
 
     def output_shape(self, size: dict[str, int]) -> tuple[int, ...]:
-        return (size["batch"], *stack.output_shape(self.layers, self._sample(size)))
+        return (size["batch"], *stack.output_shape(self.layers_for(size), self._sample(size)))
 
     def weight_scale(self, name: str, shape: tuple[int, ...]) -> float:
         if len(shape) == 1:
-            return 0.01 if name.endswith(".bias") else 0.1  # a batch norm's weight is 1 + 0.1·N(0, 1): make_weights
+            return 0.01 if name.endswith(".bias") else 0.1  # a norm's weight is 1 + 0.1·N(0, 1): make_weights
         return math.sqrt(2.0 / math.prod(shape[1:]))  # He init: activations keep their scale through the ReLUs
 
     def make_weights(self, size: dict[str, int], seed: int = 0) -> dict[str, np.ndarray]:
         weights = super().make_weights(size, seed)
-        for name in self.batchnorms():
-            weights[f"{name}.weight"] += np.float32(1.0)
+        for layer, _, _ in stack.walk(self.layers_for(size), self._sample(size)):
+            if isinstance(layer, (BatchNorm, LayerNorm)):
+                weights[f"{layer.name}.weight"] += np.float32(1.0)
         return weights
 
-    def batchnorms(self) -> list[str]:
-        return [layer.name for layer, _, _ in stack.walk(self.layers, (3, 1024, 1024))
+    def batchnorms(self, size: dict[str, int]) -> list[str]:
+        """Names of its batch norms (a backend keeps batch statistics in both modes where there are any)."""
+        return [layer.name for layer, _, _ in stack.walk(self.layers_for(size), self._sample(size))
                 if isinstance(layer, BatchNorm)]  # fmt: skip
 
     def flops_per_sample(self, size: dict[str, int], mode: str) -> float:
-        return stack.flops_per_sample(self.layers, self._sample(size), mode)
+        return stack.flops_per_sample(self.layers_for(size), self._sample(size), mode)
 
 
 class AlexNet(StackWorkload):
@@ -228,4 +236,13 @@ class ResNet50(StackWorkload):
 
 CONVNETS: tuple[StackWorkload, ...] = (AlexNet(), OverFeat(), VGGA(), GoogLeNet(), ResNet50())
 
-__all__ = ["CONVNETS", "StackWorkload", "alexnet", "googlenet", "overfeat", "resnet50", "vgga"]
+
+def _stacks() -> tuple[StackWorkload, ...]:
+    from dlbench.workloads.transformer import TransformerBlock  # it builds on StackWorkload, defined above
+
+    return (*CONVNETS, TransformerBlock())
+
+
+STACKS = _stacks()  # every workload made of layer records: the CNNs and the transformer block
+
+__all__ = ["CONVNETS", "STACKS", "StackWorkload", "alexnet", "googlenet", "overfeat", "resnet50", "vgga"]

@@ -19,8 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from dlbench.workloads import stack_math
-from dlbench.workloads.convnets import CONVNETS
 from dlbench.workloads.vgg16 import CONFIG
 from dlbench.workloads.vgg16 import layers as vgg16_layers
 
@@ -223,31 +221,24 @@ def vgg16_backward(weights: Arrays, cache: Cache, d_output: np.ndarray) -> Array
 
 # Workload name -> (forward, backward). The numpy backend supports exactly these workloads.
 MODELS = {"lstm": (lstm_forward, lstm_backward), "vgg16": (vgg16_forward, vgg16_backward)}
-# Layer stacks (the CNNs): their math is stack_math's, from each workload's layer records.
-STACKS = {w.name: w.layers for w in CONVNETS}
-HAS_MATH = (*MODELS, *STACKS)  # every workload this module computes
 
 
 def _model(workload_name: str) -> tuple[Any, Any]:
     try:
         return MODELS[workload_name]
     except KeyError:
-        have = ", ".join([*MODELS, *STACKS])
+        have = ", ".join(MODELS)
         raise ValueError(f"no NumPy math for workload {workload_name!r} (have: {have})") from None
 
 
 def forward(workload_name: str, weights: Arrays, inputs: Arrays) -> np.ndarray:
     """The workload's output."""
-    if workload_name in STACKS:
-        return stack_math.output(STACKS[workload_name], weights, inputs["x"])
     output, _ = _model(workload_name)[0](weights, inputs["x"])
     return output  # type: ignore[no-any-return]
 
 
 def loss_and_grads(workload_name: str, weights: Arrays, inputs: Arrays) -> tuple[np.ndarray, Arrays]:
     """(output, gradient of mean(output) w.r.t. every weight), each in the dtype of the given arrays."""
-    if workload_name in STACKS:
-        return stack_math.loss_and_grads(STACKS[workload_name], weights, inputs["x"])
     forward_fn, backward_fn = _model(workload_name)
     output, cache = forward_fn(weights, inputs["x"])
     d_output = np.full(output.shape, 1.0 / output.size, dtype=output.dtype)  # d mean / d each element
@@ -255,9 +246,7 @@ def loss_and_grads(workload_name: str, weights: Arrays, inputs: Arrays) -> tuple
 
 
 __all__ = [
-    "HAS_MATH",
     "MODELS",
-    "STACKS",
     "col2im",
     "conv3x3_backward",
     "conv3x3_forward",

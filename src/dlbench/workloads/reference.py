@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from dlbench.workloads import numpy_math
+from dlbench.workloads import numpy_math, stack_math
 from dlbench.workloads.base import Workload
 from dlbench.workloads.layers import LAYERS, widened
 
@@ -25,13 +25,24 @@ def reference(workload: Workload, size: dict[str, int], seed: int = 0) -> tuple[
     size = workload.size(size)
     weights = {k: v.astype(np.float64) for k, v in workload.make_weights(size, seed).items()}
     inputs = {k: v.astype(np.float64) for k, v in workload.make_inputs(size, seed).items()}
+    return loss_and_grads(workload, size, weights, inputs)
+
+
+def loss_and_grads(
+    workload: Workload, size: dict[str, int], weights: Arrays, inputs: Arrays
+) -> tuple[np.ndarray, Arrays]:
+    """The workload's output and gradients in the arrays' dtype: a layer stack's from its records (stack_math), the
+    others' from numpy_math."""
+    layers_for = getattr(workload, "layers_for", None)  # a layer stack (workloads/convnets.StackWorkload)
+    if layers_for is not None:
+        return stack_math.loss_and_grads(layers_for(size), weights, inputs["x"])
     return numpy_math.loss_and_grads(workload.name, weights, inputs)
 
 
 # The NumPy dtype that stands in for a precision when the reference measures how well the function can be computed
 # in it, and the factor that scales that dtype's rounding to the precision's (bf16 keeps 8 significant bits,
 # float16 11: 2**3; NumPy has no bfloat16).
-TWIN_DTYPES: dict[str, tuple[type[np.floating], float]] = {  # type: ignore[type-arg]
+TWIN_DTYPES: dict[str, tuple[type[np.floating], float]] = {
     "fp32": (np.float32, 1.0), "fp16": (np.float16, 1.0), "bf16": (np.float16, 8.0),
 }  # fmt: skip
 
@@ -46,13 +57,13 @@ def twin_errors(
     dtype, scale = TWIN_DTYPES[precision]
     size = workload.size(size)
     weights, inputs = workload.make_weights(size, seed), workload.make_inputs(size, seed)
-    ref_out, ref_grads = numpy_math.loss_and_grads(
-        workload.name, {k: v.astype(np.float64) for k, v in weights.items()},
+    ref_out, ref_grads = loss_and_grads(
+        workload, size, {k: v.astype(np.float64) for k, v in weights.items()},
         {k: v.astype(np.float64) for k, v in inputs.items()},
     )  # fmt: skip
     with np.errstate(over="ignore", invalid="ignore"):
-        out, grads = numpy_math.loss_and_grads(
-            workload.name, {k: v.astype(dtype) for k, v in weights.items()},
+        out, grads = loss_and_grads(
+            workload, size, {k: v.astype(dtype) for k, v in weights.items()},
             {k: v.astype(dtype) for k, v in inputs.items()},
         )  # fmt: skip
     return scale * relative_error(out, ref_out), {k: scale * relative_error(grads[k], v) for k, v in ref_grads.items()}
@@ -75,4 +86,4 @@ def relative_error(value: np.ndarray, reference: np.ndarray) -> float:
     return error if math.isfinite(error) else math.inf
 
 
-__all__ = ["TWIN_DTYPES", "layer_reference", "reference", "relative_error", "twin_errors"]
+__all__ = ["TWIN_DTYPES", "layer_reference", "loss_and_grads", "reference", "relative_error", "twin_errors"]

@@ -4,7 +4,7 @@ own idiomatic layers (backends/<framework>/stack.py: `nn.Conv2d` in PyTorch, `ke
 `lax.conv_general_dilated` in JAX, `tf.nn.conv2d` in TensorFlow). The shapes, the weights' names and shapes, the
 FLOP count and the float64 reference (stack_math.py) are derived from the same data, so a model is written once.
 
-Why records and not a small framework of our own: each backend's builder is a `match` over ten layer kinds that
+Why records and not a small framework of our own: each backend's builder is a `match` over thirteen layer kinds that
 calls the framework's own layer for each (what a user of that framework writes, and what its compiler sees),
 while the model itself (which layers, in what order, with which sizes) is stated once. A new CNN made of these
 layers is one function in convnets.py and one line in the registry; a new kind of layer is one record here, its
@@ -92,6 +92,30 @@ class LogSoftmax:
 
 
 @dataclass(frozen=True)
+class LayerNorm:
+    """Normalization over the last axis (eps 1e-5); weight and bias of that axis' size."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class GELU:
+    """GELU, tanh approximation (GPT-2's; NumPy has no erf): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))."""
+
+
+@dataclass(frozen=True)
+class SelfAttention:
+    """Multi-head self-attention over (seq, d) as nanoGPT writes it: one (3d, d) projection to q, k, v (in that order,
+    heads of d/heads consecutive features each), softmax(q kᵀ / √(d/heads)) v per head (causal: a position sees
+    itself and the positions before it), heads concatenated, then a (d, d) output projection. Weights
+    `<name>.qkv.weight` (3d, d), `.qkv.bias`, `<name>.proj.weight` (d, d), `.proj.bias`."""
+
+    name: str
+    heads: int
+    causal: bool = True
+
+
+@dataclass(frozen=True)
 class Concat:
     """Each branch applied to the same input; their outputs concatenated along channels (an inception module)."""
 
@@ -106,7 +130,8 @@ class Residual:
     shortcut: tuple[Layer, ...] = ()
 
 
-Layer = Conv | ReLU | MaxPool | GlobalAvgPool | Flatten | Linear | BatchNorm | LogSoftmax | Concat | Residual
+Layer = (Conv | ReLU | MaxPool | GlobalAvgPool | Flatten | Linear | BatchNorm | LogSoftmax | LayerNorm | GELU
+         | SelfAttention | Concat | Residual)
 Shape = tuple[int, ...]  # one sample's shape: (C, H, W) or (F,)
 BN_EPS = 1e-5
 
@@ -190,6 +215,13 @@ def weight_shapes(layers: tuple[Layer, ...], shape: Shape) -> dict[str, Shape]:
         elif isinstance(layer, BatchNorm):
             shapes[f"{layer.name}.weight"] = (inp[0],)
             shapes[f"{layer.name}.bias"] = (inp[0],)
+        elif isinstance(layer, LayerNorm):
+            shapes[f"{layer.name}.weight"] = (inp[-1],)
+            shapes[f"{layer.name}.bias"] = (inp[-1],)
+        elif isinstance(layer, SelfAttention):
+            d = inp[-1]
+            shapes.update({f"{layer.name}.qkv.weight": (3 * d, d), f"{layer.name}.qkv.bias": (3 * d,),
+                           f"{layer.name}.proj.weight": (d, d), f"{layer.name}.proj.bias": (d,)})  # fmt: skip
     return shapes
 
 
@@ -199,8 +231,10 @@ def _first_weighted(layers: tuple[Layer, ...]) -> set[str]:
     for layer in layers:
         if isinstance(layer, (Conv, Linear)):
             return names | {layer.name}
-        if isinstance(layer, BatchNorm):
-            return names  # the layers after it need their input gradients, for BN's own weights
+        if isinstance(layer, (BatchNorm, LayerNorm)):
+            return names  # the layers after it need their input gradients, for its own weights
+        if isinstance(layer, SelfAttention):
+            return names | {layer.name}
         if isinstance(layer, Concat):
             for branch in layer.branches:
                 names |= _first_weighted(branch)
@@ -219,6 +253,11 @@ def flops_per_sample(layers: tuple[Layer, ...], shape: Shape, mode: str) -> floa
             flops = 2 * inp[0] * layer.kernel**2 * math.prod(out)
         elif isinstance(layer, Linear):
             flops = 2 * math.prod(inp) * layer.out
+        elif isinstance(layer, SelfAttention):
+            seq, d = inp
+            # q, k, v and output projections, then q kᵀ and (attention) v in full: a causal kernel may skip the
+            # masked half, which this count (like torch.utils.flop_counter's) does not.
+            flops = 2 * seq * d * 4 * d + 2 * 2 * seq * seq * d
         else:
             continue
         forward += flops
@@ -247,10 +286,13 @@ __all__ = [
     "GlobalAvgPool",
     "Layer",
     "Linear",
+    "GELU",
+    "LayerNorm",
     "LogSoftmax",
     "MaxPool",
     "ReLU",
     "Residual",
+    "SelfAttention",
     "ShapeError",
     "flops_per_sample",
     "output_shape",

@@ -16,17 +16,20 @@ import numpy as np
 
 from dlbench.workloads.stack import (
     BN_EPS,
+    GELU,
     BatchNorm,
     Concat,
     Conv,
     Flatten,
     GlobalAvgPool,
     Layer,
+    LayerNorm,
     Linear,
     LogSoftmax,
     MaxPool,
     ReLU,
     Residual,
+    SelfAttention,
 )
 
 Arrays = dict[str, np.ndarray]
@@ -124,6 +127,73 @@ def _batchnorm_back(layer: BatchNorm, w: Arrays, cache: Any, d: np.ndarray, grad
     return inv * (dxhat - dxhat.mean(axis=axes) - xhat * (dxhat * xhat).mean(axis=axes))  # type: ignore[no-any-return]
 
 
+def _layernorm(layer: LayerNorm, w: Arrays, x: np.ndarray) -> tuple[np.ndarray, Any]:
+    mean = x.mean(axis=-1, keepdims=True)
+    inv = 1.0 / np.sqrt(x.var(axis=-1, keepdims=True) + x.dtype.type(BN_EPS))
+    xhat = (x - mean) * inv
+    return xhat * w[f"{layer.name}.weight"] + w[f"{layer.name}.bias"], (xhat, inv)
+
+
+def _layernorm_back(layer: LayerNorm, w: Arrays, cache: Any, d: np.ndarray, grads: Arrays) -> np.ndarray:
+    xhat, inv = cache
+    grads[f"{layer.name}.weight"] = (d * xhat).reshape(-1, d.shape[-1]).sum(axis=0)
+    grads[f"{layer.name}.bias"] = d.reshape(-1, d.shape[-1]).sum(axis=0)
+    dxhat = d * w[f"{layer.name}.weight"]
+    mean = dxhat.mean(axis=-1, keepdims=True)
+    return inv * (dxhat - mean - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))  # type: ignore[no-any-return]
+
+
+_GELU_C = float(np.sqrt(2.0 / np.pi))
+
+
+def _gelu(x: np.ndarray) -> tuple[np.ndarray, Any]:
+    c, a = x.dtype.type(_GELU_C), x.dtype.type(0.044715)
+    t = np.tanh(c * (x + a * x**3))
+    return 0.5 * x * (1 + t), (x, t)
+
+
+def _gelu_back(cache: Any, d: np.ndarray) -> np.ndarray:
+    x, t = cache
+    c, a = x.dtype.type(_GELU_C), x.dtype.type(0.044715)
+    return d * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * a * x * x))  # type: ignore[no-any-return]
+
+
+def _linear_rows(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    return x @ weight.T + bias  # type: ignore[no-any-return]
+
+
+def _attention(layer: SelfAttention, w: Arrays, x: np.ndarray) -> tuple[np.ndarray, Any]:
+    n, seq, d = x.shape
+    heads, dh = layer.heads, d // layer.heads
+    qkv = _linear_rows(x, w[f"{layer.name}.qkv.weight"], w[f"{layer.name}.qkv.bias"])  # (n, seq, 3d)
+    q, k, v = (qkv[..., i * d : (i + 1) * d].reshape(n, seq, heads, dh).transpose(0, 2, 1, 3) for i in range(3))
+    scores = (q @ k.transpose(0, 1, 3, 2)) * x.dtype.type(1.0 / np.sqrt(dh))  # (n, heads, seq, seq)
+    if layer.causal:
+        scores = np.where(np.tril(np.ones((seq, seq), dtype=bool)), scores, -np.inf)
+    scores = scores - scores.max(axis=-1, keepdims=True)
+    p = np.exp(scores)
+    p = p / p.sum(axis=-1, keepdims=True)
+    o = (p @ v).transpose(0, 2, 1, 3).reshape(n, seq, d)
+    return _linear_rows(o, w[f"{layer.name}.proj.weight"], w[f"{layer.name}.proj.bias"]), (x, q, k, v, p, o)
+
+
+def _attention_back(layer: SelfAttention, w: Arrays, cache: Any, d_out: np.ndarray, grads: Arrays) -> np.ndarray:
+    x, q, k, v, p, o = cache
+    n, seq, d = x.shape
+    heads, dh = layer.heads, d // layer.heads
+    grads[f"{layer.name}.proj.weight"] = d_out.reshape(-1, d).T @ o.reshape(-1, d)
+    grads[f"{layer.name}.proj.bias"] = d_out.reshape(-1, d).sum(axis=0)
+    do = (d_out @ w[f"{layer.name}.proj.weight"]).reshape(n, seq, heads, dh).transpose(0, 2, 1, 3)
+    dp = do @ v.transpose(0, 1, 3, 2)
+    dv = p.transpose(0, 1, 3, 2) @ do
+    ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True)) * x.dtype.type(1.0 / np.sqrt(dh))  # masked: p = 0
+    dq, dk = ds @ k, ds.transpose(0, 1, 3, 2) @ q
+    dqkv = np.concatenate([t.transpose(0, 2, 1, 3).reshape(n, seq, d) for t in (dq, dk, dv)], axis=-1)
+    grads[f"{layer.name}.qkv.weight"] = dqkv.reshape(-1, 3 * d).T @ x.reshape(-1, d)
+    grads[f"{layer.name}.qkv.bias"] = dqkv.reshape(-1, 3 * d).sum(axis=0)
+    return dqkv @ w[f"{layer.name}.qkv.weight"]
+
+
 def forward(layers: tuple[Layer, ...], w: Arrays, x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
     """x NHWC (or (N, F)) through the layers; returns the output and one cache entry per layer."""
     caches: list[Any] = []
@@ -147,6 +217,12 @@ def forward(layers: tuple[Layer, ...], w: Arrays, x: np.ndarray) -> tuple[np.nda
             x = x @ w[f"{layer.name}.weight"].T + w[f"{layer.name}.bias"]
         elif isinstance(layer, BatchNorm):
             x, cache = _batchnorm(layer, w, x)
+        elif isinstance(layer, LayerNorm):
+            x, cache = _layernorm(layer, w, x)
+        elif isinstance(layer, GELU):
+            x, cache = _gelu(x)
+        elif isinstance(layer, SelfAttention):
+            x, cache = _attention(layer, w, x)
         elif isinstance(layer, LogSoftmax):
             shifted = x - x.max(axis=-1, keepdims=True)
             x = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
@@ -163,7 +239,7 @@ def forward(layers: tuple[Layer, ...], w: Arrays, x: np.ndarray) -> tuple[np.nda
     return x, caches
 
 
-def backward(layers: tuple[Layer, ...], w: Arrays, caches: list[Any], d: np.ndarray, grads: Arrays,
+def backward(layers: tuple[Layer, ...], w: Arrays, caches: list[Any], d: Any, grads: Arrays,
              need_input: bool) -> np.ndarray | None:  # fmt: skip
     """Adds every weight's gradient to `grads`; returns the input's gradient, or None where `need_input` is False
     and no layer before a weighted one needs it."""
@@ -172,7 +248,7 @@ def backward(layers: tuple[Layer, ...], w: Arrays, caches: list[Any], d: np.ndar
     needs = [need_input] * len(layers)
     if not need_input:
         for i, layer in enumerate(layers):
-            if isinstance(layer, (Conv, Linear, BatchNorm, Concat, Residual)):
+            if isinstance(layer, (Conv, Linear, BatchNorm, LayerNorm, SelfAttention, Concat, Residual)):
                 needs[i + 1 :] = [True] * (len(layers) - i - 1)
                 break
     for layer, cache, need in reversed(list(zip(layers, caches, needs, strict=True))):
@@ -189,40 +265,55 @@ def backward(layers: tuple[Layer, ...], w: Arrays, caches: list[Any], d: np.ndar
             n, h, wd, c = cache
             d = d.reshape(n, c, h, wd).transpose(0, 2, 3, 1)
         elif isinstance(layer, Linear):
-            grads[f"{layer.name}.weight"] = d.T @ cache
-            grads[f"{layer.name}.bias"] = d.sum(axis=0)
+            rows = d.reshape(-1, d.shape[-1])  # every leading axis (batch, sequence) is a row
+            grads[f"{layer.name}.weight"] = rows.T @ cache.reshape(-1, cache.shape[-1])
+            grads[f"{layer.name}.bias"] = rows.sum(axis=0)
             d = d @ w[f"{layer.name}.weight"] if need else None
         elif isinstance(layer, BatchNorm):
             d = _batchnorm_back(layer, w, cache, d, grads)
+        elif isinstance(layer, LayerNorm):
+            d = _layernorm_back(layer, w, cache, d, grads)
+        elif isinstance(layer, GELU):
+            d = _gelu_back(cache, d)
+        elif isinstance(layer, SelfAttention):
+            d = _attention_back(layer, w, cache, d, grads)
         elif isinstance(layer, LogSoftmax):
             d = d - np.exp(cache) * d.sum(axis=-1, keepdims=True)
         elif isinstance(layer, Concat):
             branch_caches, widths = cache
             pieces = np.split(d, np.cumsum(widths)[:-1], axis=-1)
-            inputs = [backward(b, w, c, p, grads, need)
-                      for b, c, p in zip(layer.branches, branch_caches, pieces, strict=True)]  # fmt: skip
-            d = sum(inputs[1:], inputs[0]) if need else None  # type: ignore[arg-type]
+            inputs: list[Any] = [backward(b, w, c, p, grads, need)
+                                 for b, c, p in zip(layer.branches, branch_caches, pieces, strict=True)]  # fmt: skip
+            d = sum(inputs[1:], inputs[0]) if need else None
         elif isinstance(layer, Residual):
-            from_body = backward(layer.body, w, cache[0], d, grads, need)
-            from_short = backward(layer.shortcut, w, cache[1], d, grads, need) if layer.shortcut else d
-            d = from_body + from_short if need else None  # type: ignore[operator]
+            from_body: Any = backward(layer.body, w, cache[0], d, grads, need)
+            from_short: Any = backward(layer.shortcut, w, cache[1], d, grads, need) if layer.shortcut else d
+            d = from_body + from_short if need else None
         if d is None:
             return None
-    return d
+    return np.asarray(d)
 
 
 def loss_and_grads(layers: tuple[Layer, ...], weights: Arrays, x: np.ndarray) -> tuple[np.ndarray, Arrays]:
-    """(output, gradient of mean(output) w.r.t. every weight) for an NCHW input, in the dtype given."""
-    out, caches = forward(layers, weights, x.transpose(0, 2, 3, 1))
+    """(output, gradient of mean(output) w.r.t. every weight) for an NCHW image (or an (N, seq, d) sequence), in
+    the dtype given."""
+    out, caches = forward(layers, weights, _inside(x))
     d = np.full(out.shape, 1.0 / out.size, dtype=out.dtype)
     grads: Arrays = {}
     backward(layers, weights, caches, d, grads, need_input=False)
-    return (out.transpose(0, 3, 1, 2) if out.ndim == 4 else out), {k: grads[k] for k in weights}
+    return _outside(out), {k: grads[k] for k in weights}
 
 
 def output(layers: tuple[Layer, ...], weights: Arrays, x: np.ndarray) -> np.ndarray:
-    out, _ = forward(layers, weights, x.transpose(0, 2, 3, 1))
-    return out.transpose(0, 3, 1, 2) if out.ndim == 4 else out
+    return _outside(forward(layers, weights, _inside(x))[0])
+
+
+def _inside(x: np.ndarray) -> np.ndarray:
+    return x.transpose(0, 2, 3, 1) if x.ndim == 4 else x  # images NHWC inside
+
+
+def _outside(x: np.ndarray) -> np.ndarray:
+    return x.transpose(0, 3, 1, 2) if x.ndim == 4 else x
 
 
 __all__ = ["backward", "col2im", "forward", "im2col", "loss_and_grads", "output"]

@@ -79,12 +79,12 @@ class NumpyBackend(Backend):
         if case.precision not in _DTYPES:
             have = ", ".join(_DTYPES)
             raise Unsupported(f"the numpy backend has no precision {case.precision!r} (has: {have})")
-        if workload.name not in numpy_math.HAS_MATH:
-            have = ", ".join(numpy_math.HAS_MATH)
-            raise Unsupported(f"the numpy backend has no {workload.name!r} (has: {have})")
+        if workload.name not in numpy_math.MODELS and not isinstance(workload, StackWorkload):
+            have = ", ".join(numpy_math.MODELS)
+            raise Unsupported(f"the numpy backend has no {workload.name!r} (has: {have} and the layer stacks)")
         self.dtype = _DTYPES[case.precision]
         name, train = workload.name, case.mode == "train"
-        layers = workload.layers if isinstance(workload, StackWorkload) else None
+        layers = workload.layers_for(workload.size(case.size)) if isinstance(workload, StackWorkload) else None
         weights = {k: np.asarray(v, dtype=self.dtype) for k, v in weights.items()}
         inputs = {k: np.asarray(v, dtype=self.dtype) for k, v in inputs.items()}
         first = True

@@ -25,7 +25,7 @@ from dlbench.backends.torch import stack as torch_stack
 from dlbench.core.cases import Case
 from dlbench.workloads import vgg16
 from dlbench.workloads.base import Workload
-from dlbench.workloads.convnets import CONVNETS, StackWorkload
+from dlbench.workloads.convnets import STACKS, StackWorkload
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -57,7 +57,7 @@ def _build_vgg16(size: dict[str, int]) -> tuple[nn.Module, dict[str, str], Calla
 
 
 _BUILDERS = {"lstm": _build_lstm, "vgg16": _build_vgg16}
-_STACKS = [w.name for w in CONVNETS]  # built from their layer records by stack.py
+_STACKS = [w.name for w in STACKS]  # built from their layer records by stack.py
 
 
 class TorchBackend(Backend):
@@ -93,7 +93,7 @@ class TorchBackend(Backend):
         size = workload.size(case.size)
 
         if isinstance(workload, StackWorkload):
-            model, param_names = torch_stack.build(workload.layers, workload.input_shapes(size)["x"])
+            model, param_names = torch_stack.build(workload.layers_for(size), workload.input_shapes(size)["x"])
             call: Callable[[nn.Module, Any], Any] = torch_stack.call
         else:
             model, param_names, call = _BUILDERS[workload.name](size)
@@ -107,7 +107,7 @@ class TorchBackend(Backend):
         model.to(device=device, dtype=dtype)
         # Batch norm computes batch statistics in both modes (the workloads' definition): train() for any model
         # that has one; otherwise eval() for forward, as users time inference.
-        model.train(case.mode == "train" or isinstance(workload, StackWorkload) and bool(workload.batchnorms()))
+        model.train(case.mode == "train" or isinstance(workload, StackWorkload) and bool(workload.batchnorms(size)))
         # copy=True: for fp32 on cpu `.to` would otherwise return a view of the caller's NumPy array.
         x = torch.from_numpy(inputs["x"]).to(device=device, dtype=dtype, copy=True)
         names = list(weights)  # the workload's weight names, in its order
