@@ -40,7 +40,7 @@ PYTHONS = [("", None), ("numpy", None), ("numpy=", None), ("=x", None), ("nosuch
            ("numpy=/nonexistent/python", None), ("numpy={W}", None)]  # fmt: skip
 ENVS = [("", None), ("numpy=nosuchenv", "nosuchenv"), ("nosuch=x", "nosuch"), ("numpy=../x", "../x"),
         ("numpy=", None)]  # fmt: skip
-WEIGHTS = [("", None), ("lstm=0,vgg16=0", None), ("lstm=-1", None), ("nosuch=1", None), ("lstm", None),
+WEIGHTS = [("", None), ("forward=0,train=0", None), ("lstm=-1", None), ("nosuch=1", None), ("lstm", None),
            ("lstm=abc", None), ("lstm=nan", None), ("lstm=inf", None)]  # fmt: skip
 OUT = [("store.sqlite", None), ("/proc/x.html", None), ("/sys/x.html", None), (LONG + ".html", None),
        ("{W}", None), ("missing-folder/x.html", None), ("", None)]  # fmt: skip
