@@ -31,7 +31,8 @@ AGAINST = {"fp32": "fp32", "tf32": "tf32", "fp16": "fp16", "bf16": "bf16", "amp-
 FLOP_CONVENTION = (
     "FLOPs are the workload's own count: 2 per multiply-add, a convolution counted as the direct convolution "
     "(Winograd and FFT kernels do fewer operations, so a figure may pass 100% of peak, as 2016's VGG-16 figures on "
-    "a Pascal Titan X did), a training step as 3× its forward pass"
+    "a Pascal Titan X did), attention's products in full; a training step as 3× its forward pass for the LSTM "
+    "and VGG-16, and as the gradient products it computes (no image gradient) for the CNNs and the transformer block"
 )
 NO_PEAK = "no peak (run dlbench peak)"
 

@@ -1,8 +1,9 @@
 """The seed's two tables, built from a run's results.
 
 LSTM: framework × seq × batch × hidden → forward and forward+backward samples/s (the seed's layout).
-VGG-16: framework × precision × batch → forward, forward+backward samples/s and max memory.
-Both end with the achieved FLOP/s of each row's two cases and their % of this machine's measured peak (dlbench.peak:
+VGG-16: framework × precision × batch → forward, forward+backward samples/s and max memory; each layer stack (the
+CNNs, the transformer block) the same, a table per workload.
+All end with the achieved FLOP/s of each row's two cases and their % of this machine's measured peak (dlbench.peak:
 the newest `dlbench peak` run of the same machine in the run's store; none: the legend says so).
 A cell that is not a measurement says what happened instead ("out of memory", "unsupported", ...), with the
 reason in a numbered note under the table. Nothing here knows any framework by name: labels come from the
@@ -21,6 +22,7 @@ from dlbench.measure.memory import DEVICE_FIGURES
 from dlbench.peak.figures import Peaks, flops_unit, legend_lines
 from dlbench.peak.figures import cell as flops_cell
 from dlbench.peak.lookup import lookup
+from dlbench.workloads.convnets import STACKS
 
 STATUS_TEXT = {"oom": "out of memory", "unsupported": "unsupported", "error": "error", "timeout": "timeout"}
 MIB = 1024 * 1024
@@ -160,18 +162,32 @@ def vgg_table(run: Run, peaks: Peaks | None = None) -> Table | None:
     results = [r for r in run.results if r.case.workload == "vgg16"]
     if not results:
         return None
+    images = sorted({r.case.size["image"] for r in results})
+    return sized_table(run, results, f"VGG-16 convolutional body ({', '.join(f'{i}×{i}' for i in images)} input)",
+                       peaks)  # fmt: skip
+
+
+# How a size parameter heads its column (others by their own name).
+_SIZE_COLUMNS = {"batch": "batch size", "seq_len": "sequence length", "d_model": "d_model", "image": "image"}
+
+
+def sized_table(run: Run, results: list[Result], title: str, peaks: Peaks | None = None) -> Table:
+    """One workload's results, a row per framework × size × precision: samples/s forward and forward + backward, max
+    memory, first step, FLOP/s and % of peak. The batch size always has a column; another size parameter only
+    where it varies."""
     peaks = lookup(run) if peaks is None else peaks
     unit, scale = flops_unit(results)
-    images = sorted({r.case.size["image"] for r in results})
-    columns = ["framework", "precision", "batch size", *(["image"] if len(images) > 1 else []),
+    keys = list(results[0].case.size)
+    shown = [k for k in keys if k == "batch" or len({r.case.size.get(k) for r in results}) > 1]
+    columns = ["framework", "precision", *(_SIZE_COLUMNS.get(k, k) for k in shown),
                "forward samples / sec", "forward + backward samples / sec", "max memory usage (MiB)",
                "first step s (fwd / fwd+bwd)", f"{unit} (% of peak), fwd / fwd+bwd"]  # fmt: skip
-    table = Table(f"VGG-16 convolutional body ({', '.join(f'{i}×{i}' for i in images)} input)", columns)
+    table = Table(title, columns)
     notes = _Notes()
     identity = row_identities(results)
     order = list(dict.fromkeys(identity[id(r)] for r in results))
     precision_order = list(dict.fromkeys(r.case.precision for r in results))
-    groups = _group(results, lambda r: (order.index(identity[id(r)]), r.case.size["batch"], r.case.size["image"],
+    groups = _group(results, lambda r: (order.index(identity[id(r)]), *(r.case.size.get(k, 0) for k in keys),
                                         precision_order.index(r.case.precision)))  # fmt: skip
     figures: set[str] = set()
     for key in sorted(groups):
@@ -185,8 +201,7 @@ def vgg_table(run: Run, peaks: Peaks | None = None) -> Table | None:
             statuses = {r.status for r in by_mode.values()}
             memory_cell = "out of memory" if "oom" in statuses else "—"
         row = [framework_label(any_result, order[key[0]][1]), any_result.case.precision,
-               str(any_result.case.size["batch"]),
-               *([str(any_result.case.size["image"])] if len(images) > 1 else []),
+               *(str(any_result.case.size[k]) for k in shown),
                notes.cell(by_mode.get("forward")), notes.cell(by_mode.get("train")), memory_cell,
                _first_step(by_mode), flops_cell(run, [by_mode.get("forward"), by_mode.get("train")], peaks, scale)
                ]  # fmt: skip
@@ -199,6 +214,20 @@ def vgg_table(run: Run, peaks: Peaks | None = None) -> Table | None:
     return table
 
 
+def stack_tables(run: Run, peaks: Peaks | None = None) -> list[Table]:
+    """A table per layer-stack workload in the run (the CNNs, the transformer block), in the registry's order."""
+    tables = []
+    for workload in STACKS:
+        results = [r for r in run.results if r.case.workload == workload.name]
+        if results:
+            fixed = [f"{k} {v}" for k, v in results[0].case.size.items()
+                     if k != "batch" and len({r.case.size.get(k) for r in results}) == 1]  # fmt: skip
+            sizes = f" ({', '.join(fixed)})" if fixed else ""
+            title = f"{workload.name}{sizes}: {workload.description}"
+            tables.append(sized_table(run, results, title, peaks))
+    return tables
+
+
 _FIGURE_TEXT = {
     **DEVICE_FIGURES,
     "rss_peak_bytes": "the worker process's peak resident memory (RSS) during the timed steps, "
@@ -209,7 +238,7 @@ _FIGURE_TEXT = {
 def seed_tables(run: Run, peaks: Peaks | None = None) -> list[Table]:
     """`peaks`: what the FLOP/s column's % of peak is held against; None: looked up in the run's store."""
     peaks = lookup(run) if peaks is None and run.results else peaks
-    return [t for t in (lstm_table(run, peaks), vgg_table(run, peaks)) if t is not None]
+    return [t for t in (lstm_table(run, peaks), vgg_table(run, peaks)) if t is not None] + stack_tables(run, peaks)
 
 
 def legend(run: Run, peaks: Peaks | None = None) -> list[str]:

@@ -11,8 +11,8 @@ import math
 
 from dlbench.core.errors import UsageError
 from dlbench.workloads.base import SizeParam, Workload
-from dlbench.workloads.convnets import StackWorkload
 from dlbench.workloads.stack import GELU, Layer, LayerNorm, Linear, Residual, SelfAttention
+from dlbench.workloads.stacked import StackWorkload
 
 
 def block(heads: int, d_model: int) -> tuple[Layer, ...]:
