@@ -133,39 +133,44 @@ def resnet50() -> tuple[Layer, ...]:
     return (*layers, GlobalAvgPool(), Linear("fc", 1000), LogSoftmax())
 
 
+def _sizes(batch: int, image: int) -> tuple[SizeParam, ...]:
+    """An image network's size parameters, defaulting to its published input."""
+    return SizeParam("batch", batch, "images per batch"), SizeParam("image", image, "image height = width")
+
+
 class AlexNet(StackWorkload):
     name = "alexnet"
     description = "AlexNet (one weird trick), convnet-benchmarks' model: 5 conv + 3 linear layers, NCHW input"
     layers_fn = alexnet
-    params = (SizeParam("batch", 128, "images per batch"), SizeParam("image", 224, "image height = width"))
+    params = _sizes(128, 224)
 
 
 class OverFeat(StackWorkload):
     name = "overfeat"
     description = "OverFeat fast, convnet-benchmarks' model: 5 conv + 3 linear layers, NCHW input"
     layers_fn = overfeat
-    params = (SizeParam("batch", 128, "images per batch"), SizeParam("image", 231, "image height = width"))
+    params = _sizes(128, 231)
 
 
 class VGGA(StackWorkload):
     name = "vgga"
     description = "VGG configuration A, convnet-benchmarks' model: 8 conv3x3 + 3 linear layers, NCHW input"
     layers_fn = vgga
-    params = (SizeParam("batch", 64, "images per batch"), SizeParam("image", 224, "image height = width"))
+    params = _sizes(64, 224)
 
 
 class GoogLeNet(StackWorkload):
     name = "googlenet"
     description = "GoogLeNet v1 without LRN, convnet-benchmarks' model: 9 inception modules, NCHW input"
     layers_fn = googlenet
-    params = (SizeParam("batch", 128, "images per batch"), SizeParam("image", 224, "image height = width"))
+    params = _sizes(128, 224)
 
 
 class ResNet50(StackWorkload):
     name = "resnet50"
     description = "ResNet-50 (torchvision's layout), batch norm with batch statistics, log-softmax output, NCHW input"
     layers_fn = resnet50
-    params = (SizeParam("batch", 64, "images per batch"), SizeParam("image", 224, "image height = width"))
+    params = _sizes(64, 224)
 
 
 CONVNETS: tuple[StackWorkload, ...] = (AlexNet(), OverFeat(), VGGA(), GoogLeNet(), ResNet50())
