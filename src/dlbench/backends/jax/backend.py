@@ -1,12 +1,22 @@
 """The JAX backend (`jax`): pure functions over a dict of parameters, compiled with `jax.jit`, as a JAX user
 writes them.
 
-- params: a dict pytree keyed by the workload's weight names, in the workload's layouts, so `jax.grad` returns
-  the gradients under the same names and in the same shapes.
-- lstm: `lax.scan` over the time steps. The input projection x_t @ W_ih.T does not depend on h, so the textbook
-  form computes it for all steps as one matmul before the scan ("hoisted"); on the CPU at hidden <= 256 XLA runs
-  it faster inside the scan body ("per_step"), so that is what option lstm_projection="auto" picks there (the
-  measurements are at _PER_STEP_MAX_HIDDEN_CPU below); `--option lstm_projection=hoisted|per_step` forces either.
+- params: a dict pytree in the layouts a JAX user holds, converted from the workload's weights once, when the
+  model is built (`model_params`, stack.Built.params). `jax.grad` returns the gradients in those layouts; the step
+  hands them back as they are (`_Grads`: one view object per step) and only `to_numpy`, outside the timed step,
+  converts one to the workload's name and layout (transposing each gradient in every step is work no JAX user does).
+- lstm: `lax.scan` over the time steps, with Flax's (in, out) kernels: kernel_ih = weight_ih.T, kernel_hh =
+  weight_hh.T, and ONE bias = bias_ih + bias_hh (as Flax's LSTM cells and Keras keep it), whose gradient is
+  therefore the gradient of both workload biases. Keeping torch's (out, in) matrices and writing `h @ W.T` in the
+  scan body, the previous form, was slower on XLA CPU (jaxlib 0.10.2, seq 30, batch 32, hidden 128, fp32, 1 pinned
+  CPU, 5 interleaved rounds on a loaded 2-core machine: forward medians 2.36 ms before, 1.88 ms after; train 11.1 and
+  11.6 ms before, 6.5 and 7.6 ms after; hidden 512 forward, hoisted: 45/32 ms before, 41/30 ms after). The input
+  projection x_t @ kernel_ih does not depend on h, so the textbook form computes it for all steps as one matmul before
+  the scan ("hoisted"); on the CPU at hidden <= 256 XLA runs it faster inside the scan body ("per_step"), so that is
+  what option lstm_projection="auto" picks there (the measurements are at _PER_STEP_MAX_HIDDEN_CPU below);
+  `--option lstm_projection=hoisted|per_step` forces either.
+- the layer stacks (alexnet, overfeat, vgga, googlenet, resnet50, transformer): stack.py, NHWC activations and HWIO /
+  (in, out) kernels (why: its docstring), the input transposed to NHWC once, before the step.
 - vgg16: `lax.conv_general_dilated` with dimension numbers NCHW/OIHW (the workload's layout) and
   `lax.reduce_window` max-pooling. Dimension numbers are logical: XLA's layout assignment picks the physical
   layout per device, and `settings()` records it from the compiled HLO (XLA CPU: NHWC, "b01f_01io->b01f",
@@ -37,6 +47,7 @@ import functools
 import os
 import re
 from collections import Counter
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import jax
@@ -45,14 +56,17 @@ import numpy as np
 from jax import lax
 
 from dlbench.backends import get_backend
-from dlbench.backends.base import Backend, Step
+from dlbench.backends.base import Backend, Step, exception_chain
 from dlbench.backends.jax import (  # helpers sets XLA_PYTHON_CLIENT_PREALLOCATE, read when jax starts a GPU client
     LSTM_PROJECTIONS,
     helpers,
 )
+from dlbench.backends.jax import stack as jax_stack
+from dlbench.backends.jax.stack import KERNEL, SAME, Layout
 from dlbench.core.cases import Case
 from dlbench.workloads import vgg16
 from dlbench.workloads.base import Workload
+from dlbench.workloads.convnets import STACKS, StackWorkload
 
 DTYPES: dict[str, Any] = {"fp32": jnp.float32, "fp16": jnp.float16, "bf16": jnp.bfloat16}
 _CONV_DIMS = ("NCHW", "OIHW", "NCHW")
@@ -61,28 +75,23 @@ _POOL = (1, 1, 2, 2)  # 2x2 window, stride 2, over H and W of NCHW
 
 def lstm(params: dict[str, jax.Array], x: jax.Array, hoist: bool = True) -> jax.Array:
     """x: (seq_len, batch, hidden) -> h_t for every t, (seq_len, batch, hidden); gates (i, f, g, o).
+    params: kernel_ih and kernel_hh (hidden, 4·hidden), bias (4·hidden,) (see model_params).
 
-    hoist: compute the input projection x_t @ W_ih.T of every step at once, one (seq·batch, H) x (H, 4H) matmul
-    before the recurrence (it does not depend on h); else inside the scan, beside h @ W_hh.T.
+    hoist: compute the input projection x_t @ kernel_ih of every step at once, one (seq·batch, H) x (H, 4H) matmul
+    before the recurrence (it does not depend on h); else inside the scan, beside h @ kernel_hh.
     """
     p = params
-    if hoist:
-        xs = x @ p["weight_ih"].T + (p["bias_ih"] + p["bias_hh"])
-    else:
-        xs = x
+    xs = x @ p["kernel_ih"] + p["bias"] if hoist else x
 
     def cell(carry: tuple[jax.Array, jax.Array], x_t: jax.Array) -> tuple[Any, jax.Array]:
         h, c = carry
-        if hoist:
-            gates = x_t + h @ p["weight_hh"].T
-        else:
-            gates = x_t @ p["weight_ih"].T + p["bias_ih"] + h @ p["weight_hh"].T + p["bias_hh"]
+        gates = (x_t if hoist else x_t @ p["kernel_ih"] + p["bias"]) + h @ p["kernel_hh"]
         i, f, g, o = jnp.split(gates, 4, axis=-1)
         c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
         return (h, c), h
 
-    zeros = jnp.zeros((x.shape[1], p["weight_hh"].shape[1]), x.dtype)
+    zeros = jnp.zeros((x.shape[1], p["kernel_hh"].shape[0]), x.dtype)
     _, hs = lax.scan(cell, (zeros, zeros), xs)
     return hs
 
@@ -104,6 +113,59 @@ def vgg16_body(params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
 
 
 MODELS = {"lstm": lstm, "vgg16": vgg16_body}
+_STACKS = [w.name for w in STACKS]  # built from their layer records by stack.py
+
+# The LSTM's workload weights -> (the jax parameter that holds each, its Layout): see the module docstring.
+_LSTM_GRADS = {"weight_ih": ("kernel_ih", KERNEL), "weight_hh": ("kernel_hh", KERNEL), "bias_ih": ("bias", SAME),
+               "bias_hh": ("bias", SAME)}  # fmt: skip
+
+
+def model_params(workload: str, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The workload's weights as MODELS[workload] takes them (host arrays): the LSTM's in Flax's layout, VGG-16's
+    as they are."""
+    if workload != "lstm":
+        return dict(weights)
+    return {"kernel_ih": np.ascontiguousarray(weights["weight_ih"].T),
+            "kernel_hh": np.ascontiguousarray(weights["weight_hh"].T),
+            "bias": weights["bias_ih"] + weights["bias_hh"]}  # fmt: skip
+
+
+class _InLayout:
+    """A step's array in JAX's layout and the Layout that gives the workload's; applied by to_numpy only."""
+
+    __slots__ = ("value", "layout")
+
+    def __init__(self, value: jax.Array, layout: Layout) -> None:
+        self.value, self.layout = value, layout
+
+    def block_until_ready(self) -> _InLayout:  # what jax.block_until_ready calls on a leaf that is no array
+        self.value.block_until_ready()
+        return self
+
+
+class _Grads(Mapping[str, Any]):
+    """A train step's gradients as jax.grad returned them (keyed by the model's parameters, in their layouts), seen
+    under the workload's weight names: an item in another layout comes out as an _InLayout."""
+
+    __slots__ = ("raw", "names")
+
+    def __init__(self, raw: dict[str, jax.Array], names: dict[str, tuple[str, Layout]]) -> None:
+        self.raw, self.names = raw, names
+
+    def __getitem__(self, name: str) -> Any:
+        key, layout = self.names[name]
+        return self.raw[key] if layout is SAME else _InLayout(self.raw[key], layout)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def block_until_ready(self) -> _Grads:
+        jax.block_until_ready(self.raw)
+        return self
+
 
 # Option `lstm_projection`: where the LSTM's input projection runs (see lstm()). "auto" hoists it, except on the
 # CPU up to this hidden size, where XLA CPU ran the per-step form faster. Measured (jaxlib 0.10.2, AMD EPYC with
@@ -133,6 +195,8 @@ class JaxBackend(Backend):
         self.dtype: Any = None
         self._device: Any = None
         self._compiled: Any = None  # (jitted function, its arguments): read back by settings()
+        self._conv_dims: tuple[str, str, str] | None = None  # the model's conv dimension numbers, once prepared
+        self._layout_note: str | None = None
 
     # -- setup ---------------------------------------------------------------------------------------------
 
@@ -146,27 +210,45 @@ class JaxBackend(Backend):
     def prepare(
         self, case: Case, workload: Workload, weights: dict[str, np.ndarray], inputs: dict[str, np.ndarray]
     ) -> Step:
-        self.check_supported(case, workload, DTYPES, MODELS)
+        self.check_supported(case, workload, DTYPES, [*MODELS, *_STACKS])
         self._device = device = helpers.device(self.device, self.name)
         helpers.full_fp32(device)  # fp32 means fp32, as every backend on CUDA
         self.dtype = dtype = DTYPES[case.precision]
-        model = MODELS[workload.name]
-        if workload.name == "lstm":
-            self.hoist = self.lstm_projection == "hoisted" or (
-                self.lstm_projection == "auto"
-                and (device.platform != "cpu" or workload.size(case.size)["hidden"] > _PER_STEP_MAX_HIDDEN_CPU)
-            )
-            model = functools.partial(lstm, hoist=self.hoist)
+        size = workload.size(case.size)
+        x_host = inputs["x"]
+        output = SAME  # the forward output's Layout
+        if isinstance(workload, StackWorkload):
+            built = jax_stack.build(workload.layers_for(size), workload.input_shapes(size)["x"])
+            model, host, x_host, output = built.apply, built.params(weights), built.input(x_host), built.output
+            names = {name: (name, built.layouts[name]) for name in weights}
+            self._conv_dims, self._layout_note = jax_stack.CONV_DIMS, jax_stack.LAYOUT_NOTE
+        else:
+            model, host = MODELS[workload.name], model_params(workload.name, weights)
+            names = _LSTM_GRADS if workload.name == "lstm" else {name: (name, SAME) for name in weights}
+            if workload.name == "lstm":
+                self.hoist = self.lstm_projection == "hoisted" or (
+                    self.lstm_projection == "auto"
+                    and (device.platform != "cpu" or size["hidden"] > _PER_STEP_MAX_HIDDEN_CPU)
+                )
+                model = functools.partial(lstm, hoist=self.hoist)
+                self._layout_note = "(in, out) kernels and one bias (bias_ih + bias_hh), converted at build"
+            else:
+                self._conv_dims, self._layout_note = _CONV_DIMS, "the workload's: NCHW activations, OIHW kernels"
+        if set(names) != set(weights):
+            raise RuntimeError(f"weights do not fit the model: {sorted(set(names) ^ set(weights))}")
 
         # Converted on the host (NumPy rounds to the dtype; ml_dtypes provides bfloat16), put on the device once.
-        params = {k: jax.device_put(v.astype(dtype), device) for k, v in weights.items()}
-        x = jax.device_put(inputs["x"].astype(dtype), device)
+        params = {k: jax.device_put(v.astype(dtype), device) for k, v in host.items()}
+        x = jax.device_put(x_host.astype(dtype), device)
         jax.block_until_ready((params, x))
+
+        def returned(out: jax.Array) -> Any:
+            return out if output is SAME else _InLayout(out, output)
 
         if case.mode == "forward":
             forward = jax.jit(model)
             self._compiled = (forward, (params, x))
-            return helpers.staged_first_call(self, forward, (params, x), lambda: forward(params, x))
+            return helpers.staged_first_call(self, forward, (params, x), lambda: returned(forward(params, x)))
 
         def loss(p: dict[str, jax.Array], x: jax.Array) -> tuple[jax.Array, jax.Array]:
             out = model(p, x)
@@ -176,9 +258,9 @@ class JaxBackend(Backend):
         train = jax.jit(jax.value_and_grad(loss, has_aux=True))
         self._compiled = (train, (params, x))
 
-        def train_step() -> tuple[jax.Array, dict[str, jax.Array]]:
+        def train_step() -> tuple[Any, _Grads]:
             (_, out), grads = train(params, x)
-            return out, grads
+            return returned(out), _Grads(grads, names)
 
         return helpers.staged_first_call(self, train, (params, x), train_step)
 
@@ -189,8 +271,15 @@ class JaxBackend(Backend):
             jax.block_until_ready(result)  # every array of the (output, grads) pytree
 
     def to_numpy(self, value: Any) -> np.ndarray:
+        layout = SAME
+        if isinstance(value, _InLayout):
+            value, layout = value.value, value.layout
         array = np.asarray(jax.device_get(value))
-        return array.astype(np.float32) if array.dtype == jnp.bfloat16 else array  # NumPy has no bfloat16
+        array = array.astype(np.float32) if array.dtype == jnp.bfloat16 else array  # NumPy has no bfloat16
+        return layout.to_workload(array)
+
+    def dtype_name(self, value: Any) -> str:
+        return str((value.value if isinstance(value, _InLayout) else value).dtype)
 
     def reset_peak_memory(self) -> None:
         # JAX cannot reset a device's peak_bytes_in_use. Each case runs in a process of its own, so the peak is
@@ -225,7 +314,8 @@ class JaxBackend(Backend):
             "x64_enabled": bool(jax.config.jax_enable_x64),
             # None = XLA's default: full f32 on CPU; on NVIDIA GPUs from Ampere on, TF32 for f32 dot/conv.
             "default_matmul_precision": jax.config.jax_default_matmul_precision,
-            "conv_dimension_numbers": "/".join(_CONV_DIMS),
+            "conv_dimension_numbers": "/".join(self._conv_dims) if self._conv_dims else None,
+            "weight_layout": self._layout_note,
             "lstm_projection_option": self.lstm_projection,
             "lstm_input_projection": None if self.hoist is None else ("hoisted" if self.hoist else "per_step"),
             # A persistent cache (off unless a directory is set) would make first_step_s a cache hit.
@@ -252,4 +342,8 @@ class JaxBackend(Backend):
         return versions
 
     def classify(self, exc: BaseException) -> str | None:
+        # jax.nn.dot_product_attention asks XLA for an f16 dot accumulating in f32 (DotAlgorithmPreset.F16_F16_F32),
+        # which XLA CPU refuses when it lowers the step (jaxlib 0.10.2): the transformer in fp16 has no CPU kernel.
+        if any("is not supported by dot_general on CPU" in str(e) for e in exception_chain(exc)):
+            return "unsupported"
         return helpers.classify(exc)

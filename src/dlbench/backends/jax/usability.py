@@ -36,7 +36,7 @@ def instrument(workload: str, hook: Callable[[], None]) -> contextlib.AbstractCo
 def export(case: ExportCase, path: str, directory: str) -> dict[str, Any]:
     workload, weights, inputs = case.workload, case.weights, case.inputs
     function = module.MODELS[workload.name]
-    params = {k: jnp.asarray(v) for k, v in weights.items()}
+    params = {k: jnp.asarray(v) for k, v in module.model_params(workload.name, weights).items()}  # its layouts
     x = jnp.asarray(inputs["x"])
     jitted = jax.jit(function)
     reference = np.asarray(jitted(params, x))
