@@ -17,10 +17,13 @@ from dlbench.backends.base import Backend, Unsupported  # noqa: E402
 from dlbench.backends.tensorflow.backend import TensorFlowBackend, TensorFlowXLABackend  # noqa: E402
 from dlbench.core.cases import Case, MeasureConfig  # noqa: E402
 from dlbench.workloads import get_workload  # noqa: E402
+from dlbench.workloads.reference import reference, relative_error  # noqa: E402
 
 SIZES: dict[str, dict[str, int]] = {
     "lstm": {"seq_len": 3, "batch": 2, "hidden": 8},
     "vgg16": {"batch": 1, "image": 32},
+    "googlenet": {"batch": 1, "image": 32},
+    "alexnet": {"batch": 1, "image": 95},  # its last feature map 2x2: the Flatten's (C, H, W) order matters
 }
 def run_step(backend: Backend, workload: str, precision: str, mode: str) -> Any:
     wl = get_workload(workload)
@@ -54,6 +57,24 @@ def test_steps_keep_tfs_layouts_and_to_numpy_gives_the_workloads() -> None:
     assert tuple(grads["conv1_1.weight"].value.shape) == (3, 3, 3, 64)
     assert backend.to_numpy(out).shape == (1, 512, 1, 1)
     assert {name: backend.to_numpy(g).shape for name, g in grads.items()} == shapes
+    assert backend.settings()["data_format"] == "NHWC"
+
+
+@pytest.mark.parametrize("workload", ["googlenet", "alexnet"])
+def test_cnns_are_built_from_their_records_and_compute_the_workloads_function(workload: str) -> None:
+    # googlenet: inception branches concatenated, padded and "SAME" max-pools; alexnet at a 2x2 last feature map:
+    # the rows of the Linear after the Flatten permuted at build, as NHWC flattens (H, W, C).
+    ref_out, ref_grads = reference(get_workload(workload), SIZES[workload])
+    backend = TensorFlowBackend("cpu")
+    forward = run_step(backend, workload, "fp32", "forward")
+    assert relative_error(backend.to_numpy(forward), ref_out) < 1e-5
+    out, grads = run_step(backend, workload, "fp32", "train")
+    assert relative_error(backend.to_numpy(out), ref_out) < 1e-5
+    assert sorted(grads) == sorted(ref_grads)
+    errors = {name: relative_error(backend.to_numpy(g), ref_grads[name]) for name, g in grads.items()}
+    assert max(errors.values()) < 1e-5, errors
+    kernel = ref_grads["conv1.weight"].shape[2:]
+    assert tuple(grads["conv1.weight"].value.shape) == (*kernel, 3, 64)  # HWIO inside the step, OIHW out of it
     assert backend.settings()["data_format"] == "NHWC"
 
 

@@ -1,8 +1,9 @@
 """Keras 3 on three engines: `keras-jax`, `keras-torch`, `keras-tensorflow`.
 
-backend.py (the models, written once as a Keras user writes them, and the shared backend), engines.py (each
-engine's fast path and autodiff, built on the jax, torch and tensorflow folders' helpers), layers.py (for probe),
-usability.py (.keras, model.export to SavedModel and ONNX).
+backend.py (the models, written once as a Keras user writes them, and the shared backend), stack.py (the CNNs
+from their layer records, as functional models), engines.py (each engine's fast path and autodiff, built on the
+jax, torch and tensorflow folders' helpers), layers.py (for probe), usability.py (.keras, model.export to
+SavedModel and ONNX).
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ _EXPORTS = (".keras", "export-tf_saved_model", "export-onnx")
 
 
 _MODELS = "dlbench.backends.keras.backend"  # the models and the shared step: code_parts outside engines.py
+# The CNNs share one builder, stack.py's (their layers are data: workloads/convnets.py).
+_STACK = tuple(f"dlbench.backends.keras.stack:{name}"
+               for name in ("build", "_Builder", "_keras_name", "_batch_statistics_class", "ToWorkload"))  # fmt: skip
+_CNNS = ("alexnet", "overfeat", "vgga", "googlenet", "resnet50")
 
 
 def _keras(engine: str, label: str, requires: tuple[str, ...], idiom: str) -> BackendInfo:
@@ -23,6 +28,7 @@ def _keras(engine: str, label: str, requires: tuple[str, ...], idiom: str) -> Ba
         description=f"Keras 3 layers (LSTM, Conv2D) on the {label.removeprefix('Keras 3 on ')} backend",
         layers=engine, idiom=idiom, exports=_EXPORTS, options={"data_format": ("channels_last", "channels_first")},
         code_parts={"lstm": (f"{_MODELS}:_build_lstm",), "vgg16": (f"{_MODELS}:_build_vgg16",),
+                    **dict.fromkeys(_CNNS, _STACK),
                     "step": (f"{_MODELS}:KerasBackend.prepare", f"{_MODELS}:KerasBackend.loss",
                              f"_Keras{cls}.compile_steps")},
     )  # fmt: skip

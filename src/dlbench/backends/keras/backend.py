@@ -16,6 +16,9 @@ a Keras user would; each engine's part (engines.py) kept to its fast path and it
   input is transposed once at build). A case option `data_format="channels_first"` measures the other one:
   Keras on torch copies channels_last activations into NCHW and back around each conv and pool; measured on a
   shared 2-core CPU the two were within noise of each other.
+- the CNNs (alexnet, overfeat, vgga, googlenet, resnet50): functional models built from their layer records by
+  stack.py (Conv2D, MaxPooling2D, BatchNormalization, Dense, Concatenate, Add, ...), in the same data_format and
+  weight layouts as VGG-16 here; its docstring says how padding, Flatten and batch norm are written.
 - precision: a pure dtype policy on every layer ("float32", "float16", "bfloat16"; never "mixed_*").
   Initializers are "zeros": the weights come from the workload anyway, and Keras' default orthogonal
   recurrent initializer runs a QR that has no fp16/bf16 kernels.
@@ -39,9 +42,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from dlbench.backends.base import Backend, Step, Unsupported
+from dlbench.backends.keras import stack as keras_stack
 from dlbench.core.cases import Case
 from dlbench.workloads import vgg16
 from dlbench.workloads.base import Workload
+from dlbench.workloads.convnets import CONVNETS, StackWorkload
+
+_STACKS = [w.name for w in CONVNETS]  # built from their layer records by stack.py
 
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 # Each engine's own helpers (the engine framework's folder): what it sets before it is imported, and what every
@@ -170,7 +177,7 @@ class KerasBackend(Backend):
     def prepare(
         self, case: Case, workload: Workload, weights: dict[str, np.ndarray], inputs: dict[str, np.ndarray]
     ) -> Step:
-        self.check_supported(case, workload, _DTYPES, ("lstm", "vgg16"))
+        self.check_supported(case, workload, _DTYPES, ("lstm", "vgg16", *_STACKS))
         if self.device not in ("cpu", "cuda"):
             raise Unsupported(f"device {self.device!r} is not implemented by the {self.name} backend")
         self.check_device()
@@ -182,7 +189,11 @@ class KerasBackend(Backend):
                 model, names, self._layouts = _build_lstm(keras, size, weights, self.dtype)
                 x = x.transpose(1, 0, 2)  # time-major -> Keras' batch-major, once
             else:
-                model, names, self._layouts = _build_vgg16(keras, size, weights, self.dtype, self.data_format)
+                if isinstance(workload, StackWorkload):
+                    model, names, self._layouts = keras_stack.build(keras, workload.layers_for(size), x.shape, weights,
+                                                                    self.dtype, self.data_format, workload.name)
+                else:
+                    model, names, self._layouts = _build_vgg16(keras, size, weights, self.dtype, self.data_format)
                 if self.data_format == "channels_last":
                     x = x.transpose(0, 2, 3, 1)  # NCHW -> NHWC, once
             # A copy: some engines (torch) would otherwise share the caller's array's memory.
@@ -231,11 +242,12 @@ class KerasBackend(Backend):
         }
         model = self._model
         if model is not None:
-            layer = model.layers[0]
+            # The first layer with weights or a layout (a functional model's layers start with its InputLayer).
+            layer = next(lay for lay in model.layers if not isinstance(lay, self.keras.layers.InputLayer))
             settings["dtype_policy"] = layer.dtype_policy.name  # pure: compute dtype = variable dtype
             settings["compute_dtype"] = layer.compute_dtype
             settings["variable_dtype"] = layer.variable_dtype
-            if self.workload == "vgg16":
+            if self.workload == "vgg16" or self.workload in _STACKS:
                 settings["data_format"] = layer.data_format
             if self.workload == "lstm":
                 settings["use_cudnn"] = layer.use_cudnn

@@ -1,16 +1,23 @@
 """TensorFlow 2: tf.function (`tensorflow`) and the same functions compiled by XLA (`tensorflow-xla`), the seed's
 TensorFlow today.
 
-backend.py (tf ops on tf.Variables in tf.function), helpers.py (threads, device, memory, versions, error
-classification and TF's graph errors: shared with keras-tensorflow), layers.py (for probe), usability.py
-(SavedModel, TFLite, tf2onnx).
+backend.py (tf ops on tf.Variables in tf.function), stack.py (the CNNs from their layer records, the same ops),
+helpers.py (threads, device, memory, versions, error classification and TF's graph errors: shared with
+keras-tensorflow), layers.py (for probe), usability.py (SavedModel, TFLite, tf2onnx).
 """
 
 from __future__ import annotations
 
 from dlbench.backends.registry import BackendInfo, Framework
 
-_PARTS = {"lstm": ("_lstm", "_build_lstm"), "vgg16": ("_build_vgg16",), "step": ("TensorFlowBackend.prepare",)}
+# The CNNs share one builder, stack.py's (their layers are data: workloads/convnets.py).
+_STACK = ("_build_stack", *(
+    f"dlbench.backends.tensorflow.stack:{name}"
+    for name in ("build", "Built", "FlatRows", "_layouts", "_followed_by_linear", "_to_tf", "apply", "_batch_norm")
+))  # fmt: skip
+_CNNS = ("alexnet", "overfeat", "vgga", "googlenet", "resnet50")
+_PARTS = {"lstm": ("_lstm", "_build_lstm"), "vgg16": ("_build_vgg16",), **dict.fromkeys(_CNNS, _STACK),
+          "step": ("TensorFlowBackend.prepare",)}  # fmt: skip
 
 FRAMEWORK = Framework(
     name="tensorflow", label="TensorFlow", requires=("tensorflow",), install="pip install 'dlbench[tensorflow]'",

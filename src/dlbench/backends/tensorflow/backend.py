@@ -13,6 +13,8 @@
   own CPU kernels refuse NCHW ("The Conv2D op currently only supports the NHWC tensor format on the CPU", fp16);
   fp32 NCHW runs only through oneDNN, and measured the same as NHWC. NCHW on GPU (cuDNN's native layout, and the
   workload's: no input transpose). Input and filters are transposed once, at build time.
+- the CNNs (alexnet, overfeat, vgga, googlenet, resnet50): built from their layer records by stack.py, with the
+  same ops, layouts and conversions as VGG-16 here (its docstring has the details).
 - outputs and gradients come back from the timed step in TF's layouts, as `_InLayout` (the tensor and the
   permutation to the workload's layout); only `to_numpy` transposes. Transposing in every step is work no TF user
   does.
@@ -49,9 +51,11 @@ import tensorflow as tf
 
 # isort: on
 from dlbench.backends.base import Backend, Step
+from dlbench.backends.tensorflow import stack as tf_stack
 from dlbench.core.cases import Case
 from dlbench.workloads import vgg16
 from dlbench.workloads.base import Workload
+from dlbench.workloads.convnets import CONVNETS, StackWorkload
 
 DTYPES: dict[str, tf.DType] = {"fp32": tf.float32, "fp16": tf.float16, "bf16": tf.bfloat16}
 _OIHW_FROM_HWIO = (3, 2, 0, 1)
@@ -60,10 +64,11 @@ _NCHW_FROM_NHWC = (0, 3, 1, 2)
 
 @dataclass(frozen=True)
 class _InLayout:
-    """A step's tensor in TF's layout, and the permutation that gives the workload's; applied by to_numpy only."""
+    """A step's tensor in TF's layout, and the permutation that gives the workload's (or, for a linear kernel whose
+    rows were reordered, stack.FlatRows); applied by to_numpy only."""
 
     value: tf.Tensor
-    perm: tuple[int, ...]
+    perm: tuple[int, ...] | tf_stack.FlatRows
 
 
 @dataclass
@@ -71,7 +76,7 @@ class _Model:
     variables: list[tf.Variable]
     forward: Callable[[tf.Tensor], tf.Tensor]
     x: tf.Tensor
-    grads: list[tuple[str, int, tuple[int, ...] | None]]  # (workload weight name, variable index, permutation)
+    grads: list[tuple[str, int, tf_stack.ToWorkload]]  # (workload weight name, variable index, permutation)
     output_perm: tuple[int, ...] | None
     notes: dict[str, Any]
 
@@ -152,7 +157,18 @@ def _build_vgg16(weights: dict[str, np.ndarray], inputs: dict[str, np.ndarray], 
     )
 
 
+def _build_stack(workload: StackWorkload, size: dict[str, int], weights: dict[str, np.ndarray],
+                 inputs: dict[str, np.ndarray], dtype: tf.DType, gpu: bool) -> _Model:  # fmt: skip
+    data_format = "NCHW" if gpu else "NHWC"  # as VGG-16's
+    built = tf_stack.build(workload.layers_for(size), workload.input_shapes(size)["x"], weights, dtype, data_format)
+    x = inputs["x"] if gpu else inputs["x"].transpose(0, 2, 3, 1)
+    image_out = len(workload.output_shape(size)) == 4
+    return _Model(variables=built.variables, forward=built.forward, x=tf.cast(x, dtype), grads=built.grads,
+                  output_perm=_NCHW_FROM_NHWC if image_out and not gpu else None, notes=built.notes)  # fmt: skip
+
+
 _BUILDERS = {"lstm": _build_lstm, "vgg16": _build_vgg16}
+_STACKS = [w.name for w in CONVNETS]  # built from their layer records by stack.py
 
 
 def _accumulation_probe(dtype: tf.DType, device: str, jit: bool) -> str:
@@ -193,7 +209,7 @@ class TensorFlowBackend(Backend):
     def prepare(
         self, case: Case, workload: Workload, weights: dict[str, np.ndarray], inputs: dict[str, np.ndarray]
     ) -> Step:
-        self.check_supported(case, workload, DTYPES, _BUILDERS)
+        self.check_supported(case, workload, DTYPES, [*_BUILDERS, *_STACKS])
         device = helpers.device_name(self.device, self.name)
         gpu = device.startswith("/GPU")
         if gpu:
@@ -201,7 +217,10 @@ class TensorFlowBackend(Backend):
         self.dtype = dtype = DTYPES[case.precision]
         self.device_name = device
         with tf.device(device):  # variables and input live on the case's device
-            model = _BUILDERS[workload.name](weights, inputs, dtype, gpu, self.jit_compile)
+            if isinstance(workload, StackWorkload):
+                model = _build_stack(workload, workload.size(case.size), weights, inputs, dtype, gpu)
+            else:
+                model = _BUILDERS[workload.name](weights, inputs, dtype, gpu, self.jit_compile)
         self.notes = model.notes
         variables, forward, x = model.variables, model.forward, model.x
         out_perm = model.output_perm
@@ -250,6 +269,8 @@ class TensorFlowBackend(Backend):
         array = np.asarray(value.numpy() if hasattr(value, "numpy") else value)
         if array.dtype not in (np.float16, np.float32, np.float64):
             array = array.astype(np.float32)  # bfloat16 (ml_dtypes) is not a NumPy float type
+        if isinstance(perm, tf_stack.FlatRows):
+            return np.ascontiguousarray(perm(array))
         return array if perm is None else np.ascontiguousarray(array.transpose(perm))
 
     def dtype_name(self, value: Any) -> str:
