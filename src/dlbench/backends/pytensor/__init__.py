@@ -1,14 +1,21 @@
 """PyTensor, Theano's maintained fork: `pytensor` (the C VM linker) and `pytensor-jax` (the same graphs in JAX mode).
 
-backend.py (scan LSTM from the Theano family's graphs, im2col VGG-16, compile phases, BLAS), layers.py (for probe),
-usability.py (the pickled compiled function).
+backend.py (scan LSTM from the Theano family's graphs, im2col VGG-16, compile phases, BLAS), stack.py (the CNNs from
+their layer records: im2col for any kernel, stride and padding), layers.py (for probe), usability.py (the pickled
+compiled function).
 """
 
 from __future__ import annotations
 
 from dlbench.backends.registry import BackendInfo, Framework
 
-_MODEL = {"lstm": ("_lstm",), "vgg16": ("_vgg16", "_conv3x3_relu", "_max_pool")}
+# The CNNs share one builder, stack.py's (their layers are data: workloads/convnets.py).
+_STACK = tuple(
+    f"dlbench.backends.pytensor.stack:{name}"
+    for name in ("build", "_layers", "_conv", "_max_pool", "_batchnorm", "_padded", "_windows", "_out")
+)
+_CNNS = ("alexnet", "overfeat", "vgga", "googlenet", "resnet50")
+_MODEL = {"lstm": ("_lstm",), "vgg16": ("_vgg16", "_conv3x3_relu", "_max_pool"), **dict.fromkeys(_CNNS, _STACK)}
 
 FRAMEWORK = Framework(
     name="pytensor", label="PyTensor", requires=("pytensor",), install="pip install 'dlbench[pytensor]'",

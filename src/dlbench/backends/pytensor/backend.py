@@ -12,6 +12,9 @@ variables, `pytensor.scan` over time steps, `pytensor.grad` (scan's own gradient
   axis) plus ONE matrix product with the OIHW weight reshaped (a free view) to (O, C·9); bias + ReLU; a 2x2
   max-pool is a reshape + max. The NCHW input and output are transposed inside the graph; the weights stay
   OIHW, so the gradients come out in the workload's layout with no copy outside the graph.
+- the layer stacks (alexnet, overfeat, vgga, googlenet, resnet50): stack.py builds any stack of the workloads'
+  layer records the same way (im2col for any kernel/stride/padding, max-pool as the maximum of shifted strided
+  slices, batch norm from the batch's mean and variance, PyTensor's log_softmax).
 - The weights and the input are explicit function inputs, passed as arrays converted once in prepare()
   (NumPy for the C linker, device arrays for JAX), with `trust_input=True`. `pytensor` keeps shapes symbolic,
   so its compiled C modules (cached on disk) serve every batch size, sequence length and hidden size.
@@ -68,10 +71,12 @@ import pytensor.tensor as pt
 
 # isort: on
 from dlbench.backends.base import Backend, Step, Unsupported
+from dlbench.backends.pytensor import stack
 from dlbench.backends.theano.scan_lstm import scan_lstm
 from dlbench.core.cases import Case
 from dlbench.workloads import vgg16
 from dlbench.workloads.base import Workload
+from dlbench.workloads.convnets import CONVNETS, StackWorkload
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -118,6 +123,7 @@ def _vgg16(x: Any, w: dict[str, Any]) -> Any:
 
 
 _GRAPHS: dict[str, Callable[[Any, dict[str, Any]], Any]] = {"lstm": _lstm, "vgg16": _vgg16}
+_STACKS = [w.name for w in CONVNETS]  # built from their layer records by stack.py
 
 
 # -- backends ------------------------------------------------------------------------------------------------
@@ -156,7 +162,7 @@ class PyTensorBackend(Backend):
         self, case: Case, workload: Workload, weights: dict[str, np.ndarray], inputs: dict[str, np.ndarray]
     ) -> Step:
         self._check_device()
-        self.check_supported(case, workload, DTYPES, _GRAPHS)
+        self.check_supported(case, workload, DTYPES, [*_GRAPHS, *_STACKS])
         dtype = DTYPES[case.precision]
         try:
             pt.TensorType(dtype, shape=())
@@ -172,7 +178,10 @@ class PyTensorBackend(Backend):
         with self.phase("prepare_graph_s"):
             sym = {k: pt.tensor(k, dtype=dtype, shape=shape(v)) for k, v in weights.items()}
             x = pt.tensor("x", dtype=dtype, shape=shape(inputs["x"]))
-            out = _GRAPHS[workload.name](x, sym)
+            if isinstance(workload, StackWorkload):
+                out = stack.build(workload.layers, x, sym, inputs["x"].shape[1])
+            else:
+                out = _GRAPHS[workload.name](x, sym)
             outputs = [out]
             if train:
                 # Loss = mean(output), reduced in fp32 (as a user would for fp16); its gradient is cast back.
@@ -227,6 +236,7 @@ class PyTensorBackend(Backend):
             "trust_input": True,
             "static_shapes": self.static_shapes,
             "vgg16_layout": "NHWC activations, OIHW weights; im2col (9 shifted slices) + one dot per conv",
+            "stack_layout": "as vgg16's, any kernel/stride/padding; max-pool: maximum of k² strided slices, -inf pad",
             "outputs_in_other_dtype": self.outputs_in_other_dtype,  # {} when all came back in `dtype`
         }
         if self.mode != "JAX":
