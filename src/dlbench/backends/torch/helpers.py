@@ -91,6 +91,15 @@ def peak_memory(device: str) -> dict[str, Any]:
     }
 
 
+def matmul_tf32(enabled: bool) -> None:
+    """TF32 on or off for CUDA matrix products only (`dlbench peak`'s tf32), through the installed torch's switch."""
+    matmul = torch.backends.cuda.matmul
+    if hasattr(matmul, "fp32_precision"):
+        matmul.fp32_precision = "tf32" if enabled else "ieee"
+    else:
+        matmul.allow_tf32 = enabled
+
+
 def _fp32_precision_api() -> bool:
     """Whether this torch has the fp32_precision switches (2.9 and later)."""
     return hasattr(torch.backends.cuda.matmul, "fp32_precision") and hasattr(torch.backends.cudnn, "conv")

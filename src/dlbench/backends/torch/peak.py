@@ -23,15 +23,6 @@ DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "tf32": torch.float32, 
                                   "bf16": torch.bfloat16}  # fmt: skip
 
 
-def _tf32(enabled: bool) -> None:
-    """TF32 on or off for CUDA matrix products, through the installed torch's own switch (see helpers.full_fp32)."""
-    matmul = torch.backends.cuda.matmul
-    if hasattr(matmul, "fp32_precision"):
-        matmul.fp32_precision = "tf32" if enabled else "ieee"
-    else:
-        matmul.allow_tf32 = enabled
-
-
 def _settings(device: str) -> dict[str, Any]:
     found: dict[str, Any] = {"threads": torch.get_num_threads()}
     if helpers.on_cuda(device):
@@ -54,7 +45,7 @@ def matmul(precision: str, device: str, n: int) -> tuple[Callable[[], Any], dict
             raise Unsupported(f"tf32 needs a GPU of compute capability 8.0 or later; this one is {major}.{minor}")
     if on_cuda:
         if precision == "tf32":
-            _tf32(True)
+            helpers.matmul_tf32(True)
         else:
             helpers.full_fp32()
     generator = torch.Generator(device=device).manual_seed(0)
