@@ -85,7 +85,8 @@ def test_every_command_takes_the_new_framework(tree: Path, tmp_path: Path) -> No
     rows = [[cell.strip() for cell in line.split("│")[1:4]] for line in listed.stdout.splitlines()]
     assert listed.returncode == 0 and ["tiny", "Tiny", "yes"] in rows
 
-    verified = dlbench_cli(tree, "verify", "--backends", "tiny", "--precisions", "fp32,fp16", "--format", "json")
+    verified = dlbench_cli(tree, "verify", "--backends", "tiny", "--workloads", "lstm,vgg16", "--precisions",
+                           "fp32,fp16", "--format", "json")
     assert verified.returncode == 0, verified.stderr
     records = {r["precision"]: r for r in json.loads(verified.stdout)}
     assert records["fp32"]["passed"] and records["fp16"]["status"] == "unsupported"
