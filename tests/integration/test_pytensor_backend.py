@@ -144,7 +144,9 @@ def test_compiles_in_the_first_step_links_openblas_and_runs_every_op_in_c() -> N
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["forward", "train"])
+# Forward only in CI: PyTensor's rewrites of GoogLeNet's train graph take 90 s with a warm C cache, minutes cold
+# (`dlbench verify --backends pytensor --workloads googlenet` checks the gradients).
+@pytest.mark.parametrize("mode", ["forward"])
 def test_a_cnn_built_from_its_layer_records_runs_in_c_and_matches_the_reference(mode: str) -> None:
     # GoogLeNet (stack.py): convolutions 1x1 to 7x7 with strides and padding, max-pools padded with -inf (3/2/1, and
     # 3/1/1 in the inception modules), concatenated branches, global average pool. With the C modules cached: ~10 s
