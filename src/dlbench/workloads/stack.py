@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Union
 
 from dlbench.core.errors import UsageError
 
@@ -130,8 +131,9 @@ class Residual:
     shortcut: tuple[Layer, ...] = ()
 
 
-Layer = (Conv | ReLU | MaxPool | GlobalAvgPool | Flatten | Linear | BatchNorm | LogSoftmax | LayerNorm | GELU
-         | SelfAttention | Concat | Residual)
+# Union, not `|`: this alias is evaluated, and worker-side modules run on Python 3.9 (Theano's env).
+Layer = Union[Conv, ReLU, MaxPool, GlobalAvgPool, Flatten, Linear, BatchNorm, LogSoftmax, LayerNorm, GELU,  # noqa: UP007
+              SelfAttention, Concat, Residual]
 Shape = tuple[int, ...]  # one sample's shape: (C, H, W) or (F,)
 BN_EPS = 1e-5
 

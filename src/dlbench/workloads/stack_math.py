@@ -251,7 +251,7 @@ def backward(layers: tuple[Layer, ...], w: Arrays, caches: list[Any], d: Any, gr
             if isinstance(layer, (Conv, Linear, BatchNorm, LayerNorm, SelfAttention, Concat, Residual)):
                 needs[i + 1 :] = [True] * (len(layers) - i - 1)
                 break
-    for layer, cache, need in reversed(list(zip(layers, caches, needs, strict=True))):
+    for layer, cache, need in reversed(list(zip(layers, caches, needs))):  # noqa: B905 (Python 3.9: no strict=)
         if isinstance(layer, Conv):
             d = _conv_back(layer, w, cache, d, grads, need)
         elif isinstance(layer, ReLU):
@@ -283,7 +283,7 @@ def backward(layers: tuple[Layer, ...], w: Arrays, caches: list[Any], d: Any, gr
             branch_caches, widths = cache
             pieces = np.split(d, np.cumsum(widths)[:-1], axis=-1)
             inputs: list[Any] = [backward(b, w, c, p, grads, need)
-                                 for b, c, p in zip(layer.branches, branch_caches, pieces, strict=True)]  # fmt: skip
+                                 for b, c, p in zip(layer.branches, branch_caches, pieces)]  # noqa: B905  # fmt: skip
             d = sum(inputs[1:], inputs[0]) if need else None
         elif isinstance(layer, Residual):
             from_body: Any = backward(layer.body, w, cache[0], d, grads, need)
