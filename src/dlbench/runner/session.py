@@ -154,8 +154,11 @@ def new_run_id() -> str:
 class Session:
     """The workers of one command, and the run they record (if any). Use as a context manager."""
 
-    def __init__(self, placement: Placement, store: Store | None = None, run_id: str | None = None) -> None:
+    def __init__(
+        self, placement: Placement, store: Store | None = None, run_id: str | None = None, owns_run: bool = True
+    ) -> None:
         self.placement, self.store, self.run_id = placement, store, run_id
+        self.owns_run = owns_run  # False: one of several sessions writing a run whose status its driver keeps
         self._clients: dict[str, WorkerClient] = {}
         self._logs: Path | None = None
         self.faults: list[str] = []  # why a backend was given up (its serving worker kept dying): the run failed
@@ -172,7 +175,7 @@ class Session:
                 self._store_checked = os.pread(self._store_fd, len(SQLITE_MAGIC), 0) == SQLITE_MAGIC
             except OSError:
                 pass
-        if self.store is not None and self.run_id is not None:
+        if self.store is not None and self.run_id is not None and self.owns_run:
             self.store.set_run_status(self.run_id, "running")
         return self
 
@@ -182,7 +185,7 @@ class Session:
             self.close_workers()
             if self._logs is not None:
                 shutil.rmtree(self._logs, ignore_errors=True)
-            if self.store is not None and self.run_id is not None:
+            if self.store is not None and self.run_id is not None and self.owns_run:
                 if isinstance(exc, (sqlite3.Error, _StoreLost)):
                     failure = self._store_failure(exc)
                 elif kind is None and self.faults:
@@ -393,14 +396,21 @@ def _claim(store: Store, run_id: str) -> None:
 
 
 def open_run(
-    store_path: str | Path, suite: str, plan: list[Case], settings: dict[str, Any], placement: Placement
+    store_path: str | Path,
+    suite: str,
+    plan: list[Case],
+    settings: dict[str, Any],
+    placement: Placement,
+    environment: dict[str, Any] | None = None,
 ) -> Session:
-    """Create a run in the store (a new id, this machine's fingerprint, the plan and the settings, the placement's
-    among them) and return the session that runs it. Call it only once everything is validated: it writes."""
+    """Create a run in the store (a new id, the fingerprint of the machine its cases run on: this one's unless
+    `environment` gives another's, the plan and the settings, the placement's among them) and return the session
+    that runs it. Call it only once everything is validated: it writes."""
     Store.check(store_path)  # a wrong store is the user's mistake, told before the fingerprint's work
-    environment = fingerprint(framework_modules(), env_vars())
-    if placement.interpreters:  # each other interpreter: its path, Python version and packages, asked of it
-        environment["environments"] = environments_fingerprint(placement.interpreters)
+    if environment is None:  # else measured where the cases run (a cluster's node: dlbench.cluster)
+        environment = fingerprint(framework_modules(), env_vars())
+        if placement.interpreters:  # each other interpreter: its path, Python version and packages, asked of it
+            environment["environments"] = environments_fingerprint(placement.interpreters)
     store = Store(store_path)
     run_id = new_run_id()
     with _closed_on_failure(store):

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from dlbench.cluster import api as cluster_api
+from dlbench.cluster.api import ClusterSpec
 from dlbench.core.cases import Case, MeasureConfig
 from dlbench.core.errors import UsageError, unknown
 from dlbench.core.results import Result, Run
@@ -83,6 +85,7 @@ class Plan:
     store: str | None = None  # None: $DLBENCH_STORE, else the default store
     resume: str | None = None
     done: frozenset[str] = frozenset()
+    cluster: Mapping[str, Any] | None = None  # a resumed cluster run's placement (dlbench.cluster), as stored
 
     @property
     def remaining(self) -> list[Case]:
@@ -177,7 +180,8 @@ def plan(
                            timeout_s=timeout_s or settings.timeout_s,
                            placement=replace(settings.placement, interpreters=interpreters),
                            note=" ".join([settings.note, *(n + "." for n in notes)]).strip())  # fmt: skip
-        return Plan(stored["suite"], stored["plan"], settings, str(store) if store else None, resume, frozenset(done))
+        return Plan(stored["suite"], stored["plan"], settings, str(store) if store else None, resume, frozenset(done),
+                    (stored["settings"] or {}).get("cluster"))  # fmt: skip
     Store.check(store or default_store_path())
     where = placement(list(cpus) if cpus is not None else None, isolation, memory_limit, None, device_memory, emulate)
     suite, cases = plan_cases(target, backends, precisions, modes, sets, device, options)
@@ -221,6 +225,9 @@ def run(target: str | Plan | None = None, *, on_event: EventCallback | None = No
     else:
         the_plan = plan(target, **options)
     settings = the_plan.settings
+    if the_plan.cluster:
+        raise UsageError(f"run {the_plan.resume} ran on a cluster: finish it there, with --resume {the_plan.resume} "
+                         "--cluster ADDRESS")  # fmt: skip
     if the_plan.resume is not None:
         session = resume_run(the_plan.store_path, the_plan.resume, settings.placement)
     else:  # only now, with everything validated, is anything written
@@ -238,6 +245,30 @@ def run(target: str | Plan | None = None, *, on_event: EventCallback | None = No
     if interrupted:
         raise Interrupted(result)
     return result
+
+
+def run_on_cluster(the_plan: Plan, cluster: ClusterSpec, on_event: EventCallback | None = None) -> list[Run]:
+    """Run a Plan on a Ray cluster (dlbench.cluster.api): `--on-every-node` gives one run per node, `--spread` one
+    run; a resumed cluster run keeps its stored placement. The runs, as stored. On Ctrl-C raises `Interrupted`
+    (for the first run; every run of the command is stored as interrupted and resumable)."""
+    settings = the_plan.settings
+    if the_plan.resume is not None:
+        if not the_plan.cluster:
+            raise UsageError(f"run {the_plan.resume} was not run on a cluster: resume it without --cluster")
+        cluster = replace(cluster, placement=str(the_plan.cluster.get("placement", cluster.placement)))
+    interrupted, run_ids = False, []
+    try:
+        run_ids = cluster_api.run(the_plan.store_path, the_plan.suite, the_plan.cases, settings.to_dict(),
+                                  settings.placement, settings.measure, settings.timeout_s, settings.verify, cluster,
+                                  on_event, the_plan.resume, the_plan.done, on_runs=run_ids.extend)  # fmt: skip
+    except KeyboardInterrupt:
+        interrupted = True
+    runs = [load_run(r, the_plan.store_path) for r in run_ids]
+    if interrupted and runs:
+        raise Interrupted(runs[0])
+    if interrupted:
+        raise KeyboardInterrupt
+    return runs
 
 
 def load_run(run_id: str | None = None, store: str | Path | Store | None = None) -> Run:
@@ -282,5 +313,5 @@ def list_runs(store: str | Path | None = None) -> list[str]:
         db.close()
 
 
-__all__ = ["Interrupted", "Plan", "RunSettings", "default_backends", "default_suite", "interpreters_for", "list_runs",
-           "load_attempts", "load_run", "plan", "plan_cases", "run"]  # fmt: skip
+__all__ = ["ClusterSpec", "Interrupted", "Plan", "RunSettings", "default_backends", "default_suite", "interpreters_for", "list_runs",
+           "load_attempts", "load_run", "plan", "plan_cases", "run", "run_on_cluster"]  # fmt: skip
