@@ -1,2 +1,3 @@
-"""Cases on a Ray cluster: `dlbench run SUITE --cluster ADDRESS` (nodes.py: connecting and choosing nodes; agent.py:
-the node-side part; api.py: the driver; section.py: the machines side by side)."""
+"""Cases on a Ray cluster, for `dlbench run SUITE --cluster ADDRESS` (its options live with `run`, in
+runs/command.py): nodes.py connects and chooses nodes, worker.py is the actor on each node, api.py the driver.
+The machines side by side in a report: report/machines.py."""

@@ -7,7 +7,7 @@ Two placements:
   finished sooner. The plan is cut into chunks of consecutive cases of one backend; each node's lane takes the next
   chunk when it is free and sweeps it (rounds, retries and verification as a local sweep has them, inside the chunk).
 
-Each node is driven by a lane: a thread here holding a Ray actor on the node (agent.py) pinned there with
+Each node is driven by a lane: a thread here holding a Ray actor on the node (worker.py) pinned there with
 NodeAffinitySchedulingStrategy(soft=False) and holding the node's resources: all its CPUs (a figure is taken
 on a machine nobody else uses), and one GPU for cuda cases (Ray sets CUDA_VISIBLE_DEVICES for it). The lane's
 session (`NodeSession`) is the runner's Session with its worker side moved onto the node: `runner.sweep` drives it
@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlbench.cluster.agent import NodeAgent
-from dlbench.cluster.nodes import Cluster, Node, ray_module, select
+from dlbench.cluster.nodes import Cluster, Node, parse_selector, ray_module, select
+from dlbench.cluster.worker import NodeAgent
 from dlbench.core.cases import Case, MeasureConfig
 from dlbench.core.errors import UsageError, unknown
 from dlbench.runner.session import Placement, Session, open_run, resume_run
@@ -62,8 +62,11 @@ class ClusterSpec:
     max_node_losses: int = MAX_NODE_LOSSES
 
     def check(self) -> None:
+        """UsageError naming a bad placement, selector or address, before anything connects."""
         if self.placement not in PLACEMENTS:
             raise unknown("cluster placement", self.placement, PLACEMENTS)
+        parse_selector(self.nodes)
+        Cluster(self.address)
 
 
 class NodeLost(Exception):
@@ -95,6 +98,7 @@ class NodeSession(Session):
         return document
 
     def available(self, case: Case) -> tuple[bool, str]:
+        self.current = case
         ok, reason = self._remote("available", case)
         return bool(ok), str(reason)
 
@@ -239,8 +243,8 @@ def run(
         agents = {n.node_id: _agent(n, placement, device) for n in nodes}
         measured = nodes if spec.placement == "every-node" else nodes[:1]  # a spread run's nodes are of one kind
         environments = ray_module().get([agents[n.node_id].fingerprint.remote() for n in measured])
-        base = {"group": cluster_id, "address": spec.address, "placement": spec.placement, "selector": spec.nodes,
-                "nodes": [n.to_dict() for n in nodes]}  # fmt: skip
+        base: dict[str, Any] = {"group": cluster_id, "address": spec.address, "placement": spec.placement,
+                                "selector": spec.nodes, "nodes": [n.to_dict() for n in nodes]}  # fmt: skip
         lanes: dict[str, list[Node]] = {}
         if spec.placement == "spread":
             info = {**base, "kind": nodes[0].kind}

@@ -121,7 +121,8 @@ class Cluster:
             if self.local_nodes:
                 from ray.cluster_utils import Cluster as LocalCluster
 
-                self.local = LocalCluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+                head = {"num_cpus": 0, "include_dashboard": False}  # nothing runs beside the driver
+                self.local = LocalCluster(initialize_head=True, head_node_args=head)
                 per_node = max(1, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
                                // self.local_nodes)  # fmt: skip
                 for _ in range(self.local_nodes):

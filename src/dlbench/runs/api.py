@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -247,20 +247,32 @@ def run(target: str | Plan | None = None, *, on_event: EventCallback | None = No
     return result
 
 
-def run_on_cluster(the_plan: Plan, cluster: ClusterSpec, on_event: EventCallback | None = None) -> list[Run]:
+def run_on_cluster(
+    the_plan: Plan,
+    cluster: ClusterSpec,
+    on_event: EventCallback | None = None,
+    on_runs: Callable[[list[str]], None] | None = None,
+) -> list[Run]:
     """Run a Plan on a Ray cluster (dlbench.cluster.api): `--on-every-node` gives one run per node, `--spread` one
-    run; a resumed cluster run keeps its stored placement. The runs, as stored. On Ctrl-C raises `Interrupted`
-    (for the first run; every run of the command is stored as interrupted and resumable)."""
+    run; a resumed cluster run keeps its stored placement. The runs, as stored (`on_runs` hears their ids as soon
+    as they exist). On Ctrl-C raises `Interrupted` (for the first run; every run of the command is stored as
+    interrupted and resumable)."""
     settings = the_plan.settings
     if the_plan.resume is not None:
         if not the_plan.cluster:
             raise UsageError(f"run {the_plan.resume} was not run on a cluster: resume it without --cluster")
         cluster = replace(cluster, placement=str(the_plan.cluster.get("placement", cluster.placement)))
     interrupted, run_ids = False, []
+
+    def created(ids: list[str]) -> None:
+        run_ids.extend(ids)
+        if on_runs is not None:
+            on_runs(ids)
+
     try:
         run_ids = cluster_api.run(the_plan.store_path, the_plan.suite, the_plan.cases, settings.to_dict(),
                                   settings.placement, settings.measure, settings.timeout_s, settings.verify, cluster,
-                                  on_event, the_plan.resume, the_plan.done, on_runs=run_ids.extend)  # fmt: skip
+                                  on_event, the_plan.resume, the_plan.done, on_runs=created)  # fmt: skip
     except KeyboardInterrupt:
         interrupted = True
     runs = [load_run(r, the_plan.store_path) for r in run_ids]
@@ -313,5 +325,5 @@ def list_runs(store: str | Path | None = None) -> list[str]:
         db.close()
 
 
-__all__ = ["ClusterSpec", "Interrupted", "Plan", "RunSettings", "default_backends", "default_suite", "interpreters_for", "list_runs",
-           "load_attempts", "load_run", "plan", "plan_cases", "run", "run_on_cluster"]  # fmt: skip
+__all__ = ["ClusterSpec", "Interrupted", "Plan", "RunSettings", "default_backends", "default_suite", "interpreters_for",
+           "list_runs", "load_attempts", "load_run", "plan", "plan_cases", "run", "run_on_cluster"]  # fmt: skip

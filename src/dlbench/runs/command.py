@@ -12,6 +12,7 @@ from typing import Any
 from dlbench.backends import BACKENDS, env_vars, framework_modules
 from dlbench.core import arguments
 from dlbench.core.cases import DEVICES, MODES, Case
+from dlbench.core.errors import UsageError
 from dlbench.core.precisions import PRECISIONS
 from dlbench.core.tables import print_tables
 from dlbench.core.text import printable
@@ -81,6 +82,18 @@ def add_parsers(sub: Any, store_help: str) -> None:
                      "nvidia-smi shows it) recorded as oom")  # fmt: skip
     run.add_argument("--emulate", type=arguments.text, metavar="CARD", help=f"--device-memory of a named card: "
                      f"{', '.join(f'{k} ({v[1]})' for k, v in PRESETS.items())}")  # fmt: skip
+    cluster = run.add_argument_group("on a Ray cluster (pip install 'dlbench[ray]'; README, \"On a cluster\")")
+    cluster.add_argument("--cluster", type=arguments.text, metavar="ADDRESS",
+                         help="run the cases on a Ray cluster: auto, HOST:PORT, ray://HOST:PORT, or local:N (a "
+                         "cluster of N nodes on this machine, for trying it)")  # fmt: skip
+    where = cluster.add_mutually_exclusive_group()
+    where.add_argument("--on-every-node", dest="placement", action="store_const", const="every-node",
+                       help="the whole suite on each selected node: one run per machine, side by side (default)")
+    where.add_argument("--spread", dest="placement", action="store_const", const="spread",
+                       help="one run, its cases shared out among the selected nodes (all of one kind)")
+    cluster.add_argument("--nodes", type=arguments.text, metavar="SELECTOR",
+                         help="which nodes: comma-separated accelerator:NAME, resource:NAME, label:KEY=VALUE, "
+                         "address:IP, kind:TEXT (default: every node with CPUs or GPUs)")  # fmt: skip
     _store_and_format(run, store_help)
 
     show = sub.add_parser("show", help="print a stored run (default: the latest)")
@@ -162,7 +175,13 @@ def _run(args: argparse.Namespace) -> int:
         plan = api.plan(args.target, backends=args.backends, precisions=args.precisions, modes=args.modes,
                         sets=sets or None, device=args.device, cpus=arguments.cpus(args.cpus),
                         isolation=args.isolation, options=arguments.options(args.options), **common)  # fmt: skip
+    if args.cluster is None and (args.placement or args.nodes):
+        raise UsageError(f"{'--nodes' if args.nodes else '--' + args.placement} needs --cluster ADDRESS")
+    if args.cluster is not None:
+        api.ClusterSpec(args.cluster, args.placement or "every-node", args.nodes).check()
     progress = _Progress(len(plan.remaining), plan.settings.note, plan.settings.measure.repeat)
+    if args.cluster is not None:
+        return _run_on_cluster(args, plan, progress)
     try:
         with progress.progress:
             result = api.run(plan, on_event=progress)
@@ -176,6 +195,30 @@ def _run(args: argparse.Namespace) -> int:
     print_run(result, args.format)
     print(f"stored as run {result.run_id} in {result.store_path}", file=sys.stderr)
     return 0
+
+
+def _run_on_cluster(args: argparse.Namespace, plan: Any, progress: _Progress) -> int:
+    from dlbench.runs import api
+
+    spec = api.ClusterSpec(args.cluster, args.placement or "every-node", args.nodes)
+    try:
+        with progress.progress:
+            runs = api.run_on_cluster(plan, spec, on_event=progress, on_runs=progress.runs)
+    except api.Interrupted as exc:
+        print(f"interrupted: cluster run stored in {exc.run.store_path}; finish each run with: dlbench run --resume "
+              f"RUN_ID --cluster {args.cluster}" + (f" --store {args.store}" if args.store else ""),
+              file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED
+    for run in runs:
+        print_run(run, args.format)
+    ids = " ".join(r.run_id for r in runs)
+    status = ", ".join(f"{r.run_id} ({r.status}, {len(r.results)} of {len(r.plan)} cases)" for r in runs)
+    print(f"stored as {'runs' if len(runs) > 1 else 'run'} {status} in {runs[0].store_path}" if runs else
+          "no run was stored", file=sys.stderr)  # fmt: skip
+    if len(runs) > 1:
+        print(f"side by side: dlbench report {ids}; one machine against another: dlbench compare "
+              f"{runs[0].run_id} {runs[1].run_id}", file=sys.stderr)  # fmt: skip
+    return 0 if all(r.status == "complete" for r in runs) else 1
 
 
 class _Progress:
@@ -192,6 +235,11 @@ class _Progress:
         self.task = self.progress.add_task("starting", total=total * self.repeat)  # one step per process slot
         self.counted: dict[str, int] = {}  # case key -> slots advanced so far
         self.note = note  # printed once the run has passed validation and starts
+        self.total = total
+
+    def runs(self, run_ids: list[str]) -> None:
+        """A cluster command's runs exist: each sweeps the plan (every-node: one per machine)."""
+        self.progress.update(self.task, total=self.total * self.repeat * max(1, len(run_ids)))
 
     def __call__(self, kind: str, case: Case, document: dict[str, Any] | None) -> None:
         if self.note:
