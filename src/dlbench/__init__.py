@@ -4,6 +4,7 @@
     plan = dlbench.plan("quick", backends=["torch", "numpy"])   # validated: the cases and the settings
     run = dlbench.run(plan)                                      # or dlbench.run("quick", backends=[...])
     run.to_dataframe()
+    runs = dlbench.run_on_cluster(plan, dlbench.ClusterSpec("auto", "every-node"))   # a run per Ray node
 
 The other commands' Python APIs are their features' `api` modules: dlbench.verify.api, dlbench.probe.api,
 dlbench.maxbatch.api, dlbench.compile.api, dlbench.usability.api, dlbench.peak.api, dlbench.envs.api (each with a
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from dlbench.core.results import Result, Run
     from dlbench.runner.faults import RunFailed
     from dlbench.runs.api import (
+        ClusterSpec,
         Interrupted,
         Plan,
         RunSettings,
@@ -32,18 +34,21 @@ if TYPE_CHECKING:
         plan,
         plan_cases,
         run,
+        run_on_cluster,
     )
 
 _LAZY = {
     "Interrupted": "dlbench.runs.api", "Plan": "dlbench.runs.api", "RunSettings": "dlbench.runs.api",
     "default_suite": "dlbench.runs.api", "list_runs": "dlbench.runs.api", "load_run": "dlbench.runs.api",
     "plan": "dlbench.runs.api", "plan_cases": "dlbench.runs.api", "run": "dlbench.runs.api",
+    "run_on_cluster": "dlbench.runs.api", "ClusterSpec": "dlbench.runs.api",
     "Case": "dlbench.core.cases", "MeasureConfig": "dlbench.core.cases", "UsageError": "dlbench.core.errors",
     "Result": "dlbench.core.results", "Run": "dlbench.core.results", "RunFailed": "dlbench.runner.faults",
 }  # fmt: skip
 
 __all__ = [
     "Case",
+    "ClusterSpec",
     "Interrupted",
     "MeasureConfig",
     "Plan",
@@ -59,6 +64,7 @@ __all__ = [
     "plan",
     "plan_cases",
     "run",
+    "run_on_cluster",
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,11 @@ from dlbench.cli import main
         (["run", "quick", "--resume", "nosuchrun"], "--resume finishes a run as it was planned; drop a suite"),
         (["run", "--bogus"], "unrecognized arguments: --bogus"),
         (["show"], "no store at"),
+        (["run", "quick", "--spread"], "--spread needs --cluster ADDRESS"),
+        (["run", "quick", "--nodes", "accelerator:H200"], "--nodes needs --cluster ADDRESS"),
+        (["run", "quick", "--cluster", "local:99"], "bad --cluster 'local:99': local:N takes 1 to 16 nodes"),
+        (["run", "quick", "--cluster", "auto", "--nodes", "gpu=2"], "bad --nodes term 'gpu=2': allowed are "),
+        (["run", "quick", "--cluster", "auto", "--spread", "--on-every-node"], "not allowed with argument"),
     ],
 )
 def test_usage_errors(argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -36,6 +42,17 @@ def test_usage_errors(argv: list[str], message: str, tmp_path: Path, capsys: pyt
     assert len(lines) == 1 and message in lines[0], captured.err
     assert "Traceback" not in captured.err
     assert not store.exists()  # nothing written
+
+
+def test_cluster_without_ray_says_how_to_install_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed: `import ray` raises ImportError
+    store = tmp_path / "s.sqlite"
+    assert main(["run", "quick", "--backends", "numpy", "--cluster", "local:2", "--store", str(store)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--cluster needs Ray, which is not installed: pip install 'dlbench[ray]'" in err[0]
+    assert not store.exists()
 
 
 def test_unreadable_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
