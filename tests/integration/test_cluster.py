@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from dlbench.core.errors import UsageError
+from dlbench.report import machines
 from dlbench.runs import api
 from dlbench.store import Store
 
@@ -89,6 +90,12 @@ def test_every_node_runs_the_suite_on_each_node_and_one_node_matches_a_local_run
     assert len({i["group"] for i in infos}) == 1 and len({i["node"]["node_id"] for i in infos}) == 2
     for run in runs:  # each run's results were taken on its own node
         assert {r.document["node"]["node_id"] for r in run.results} == {run.settings["cluster"]["node"]["node_id"]}
+    db = Store(store, readonly=True)
+    try:  # the report shows the two machines side by side: a row per case, a column group per machine
+        section = machines.build(db, runs)
+    finally:
+        db.close()
+    assert section is not None and len(section.tables[0].rows) == 4 and len(section.tables[0].columns) == 5 + 2 * 3
 
     one = api.run_on_cluster(_plan(store, ["numpy", "torch"]), api.ClusterSpec(local.address, nodes="resource:first"))
     here = api.run(_plan(store, ["numpy", "torch"]))

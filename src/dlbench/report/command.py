@@ -36,7 +36,8 @@ def add_parsers(sub: Any, store_help: str) -> None:
         "the raw samples, and each run's environment. Several run ids pool their results. --format markdown "
         "gives the tables and the recommendation as Markdown."))  # fmt: skip
     report.add_argument("run_ids", nargs="*", type=arguments.text, metavar="RUN_ID",
-                        help="stored runs (default: the latest)")
+                        help="stored runs (default: the latest), or a cluster run's group id (cluster-...): its "
+                        "machines side by side")
     report.add_argument("--store", type=arguments.text, metavar="PATH", help=store_help)
     report.add_argument("--format", default="html", choices=REPORT_FORMATS,
                         help="html (default) or markdown")
@@ -167,10 +168,21 @@ def _load_with_sections(
 
     db = Store(store or default_store_path(), readonly=True)
     try:
-        runs = [api.load_run(run_id, db) for run_id in run_ids]
+        runs = [run for run_id in run_ids for run in _expand(api, db, run_id)]
         return runs, build_sections(db, runs) if sections else []
     finally:
         db.close()
+
+
+def _expand(api: Any, db: Any, run_id: str | None) -> list[Run]:
+    """A run id, or a cluster run's group id (`cluster-...`: every run of that `run --cluster` command)."""
+    if run_id is None or not run_id.startswith("cluster-"):
+        return [api.load_run(run_id, db)]
+    runs = [api.load_run(r, db) for r in db.run_ids()]
+    group = [r for r in runs if (r.settings.get("cluster") or {}).get("group") == run_id]
+    if not group:
+        raise UsageError(f"no cluster run {run_id!r} in store {str(db.path)!r}")
+    return group
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

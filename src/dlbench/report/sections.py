@@ -17,6 +17,7 @@ from dlbench.core.tables import Section
 from dlbench.maxbatch import section as maxbatch_section
 from dlbench.peak import section as peak_section
 from dlbench.probe import section as probe_section
+from dlbench.report import machines as machines_section
 from dlbench.report import published as published_section
 from dlbench.usability import section as usability_section
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 # In the order the report shows them.
 SECTIONS: tuple[Callable[[Store, list[Run]], Section | None], ...] = (
+    machines_section.build,
     published_section.build,
     maxbatch_section.build,
     compile_section.build,
