@@ -5,8 +5,9 @@
 Interleaves rounds of the same small plan (LSTM 30×32×128 forward, numpy and torch, one process per case, no
 verification) run locally and on a one-node local Ray cluster (started once, its start-up timed apart; each
 cluster command connects to it), and prints per case: the wall time the driver saw for the case's attempt (worker
-start to result) and the timed median step, local and cluster, with their ratios; and the whole command's. Then the largest simulated cluster: `local:N` nodes on this
-machine, a spread run of 2N tiny numpy cases; its start-up time and that every case came back once.
+start to result) and the timed median step, local and cluster, with their ratios; and the whole command's.
+Then the largest simulated cluster: `local:N` nodes on this machine, a spread run of 2N tiny numpy cases; its
+time and that every case came back once.
 """
 
 from __future__ import annotations
