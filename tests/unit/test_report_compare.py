@@ -155,6 +155,25 @@ def test_environments_that_differ_in_what_matters_are_refused_unless_forced(
     assert forced.refused_fields == [field] and len(forced.rows) == len(PLAN)
 
 
+def test_two_machines_of_one_cluster_run_compare_as_machines(tmp_path: Path) -> None:
+    """`run --cluster --on-every-node`: the hardware is what is compared (no refusal), B's speed against A's is
+    the machines' ratio (reported, never a regression), and each case is judged against ×1."""
+
+    def on(run: Run, node: str) -> Run:
+        cluster = {"group": "cluster-x", "node": {"node_id": node * 8, "address": f"10.0.0.{len(node)}"}}
+        return replace(run, settings={**run.settings, "cluster": cluster})
+
+    a = on(make(tmp_path, "a"), "a")
+    b = on(make(tmp_path, "b", factor=0.5, fp=synthetic.fingerprint(cpu={"model": "Another CPU"})), "bb")
+    result = compare_runs(a, b)
+    assert result.shift is not None and result.shift.machines and result.shift.value == pytest.approx(0.5, rel=0.03)
+    assert not result.shift.regression and not result.refused_fields
+    assert {r.verdict for r in result.rows} == {"slower"}  # against ×1, not against the machines' ratio
+    assert any("Two machines of one cluster run" in line for line in summary_lines(result))
+    with pytest.raises(UsageError, match="--force"):  # the same two runs outside a cluster group: refused
+        compare_runs(make(tmp_path, "c"), make(tmp_path, "d", fp=synthetic.fingerprint(cpu={"model": "Another"})))
+
+
 def test_two_versions_of_one_framework_compare_and_the_header_says_so(tmp_path: Path) -> None:
     """Version against version ("PyTorch 2.5 vs 2.13") is a supported comparison, not a refusal."""
     result = compare_runs(make(tmp_path, "a"), make(tmp_path, "b", factor=0.5, versions="2.1.0"))

@@ -92,8 +92,13 @@ class Shift:
     drift: float  # within 1 ± drift, the machine may account for it
     regression: bool  # below 1 - max(drift, threshold)
     scatter: float = 0.0  # sd of the cases' log B ÷ A about the shift beyond their processes' spread (robust)
+    machines: str = ""  # two machines of one cluster run (their labels, "A vs B"): the shift is their difference
 
     def text(self) -> str:
+        if self.machines:
+            return (f"two machines of one cluster run ({self.machines}): B ran the cases at ×{self.value:.3f} A's "
+                    f"speed (the median B ÷ A of {self.cases} cases); each case is judged against ×1, since the "
+                    "machines' difference is what is compared, and no case is called a regression for it.")
         within = abs(math.log(self.value)) <= -math.log(1 - self.drift)
         scatter = (f"; the cases scatter about it by a further ±{self.scatter:.0%} (one sd) that their processes "
                    "do not show (the machine's state moves some cases more than others): each case's interval "
@@ -281,6 +286,16 @@ def select_backend(run: Run, spec: str) -> Run:
                    plan=[c for c in run.plan if c.backend_spec == spec])  # fmt: skip
 
 
+def cluster_machines(a: Run, b: Run) -> str:
+    """"A vs B" when the two runs are two machines of one `run --cluster --on-every-node` (same group, different
+    nodes); "" otherwise."""
+    ca, cb = a.settings.get("cluster") or {}, b.settings.get("cluster") or {}
+    na, nb = ca.get("node") or {}, cb.get("node") or {}
+    if not ca.get("group") or ca.get("group") != cb.get("group") or not na or na.get("node_id") == nb.get("node_id"):
+        return ""
+    return f"{na.get('address')} ({str(na.get('node_id'))[:8]}) vs {nb.get('address')} ({str(nb.get('node_id'))[:8]})"
+
+
 def same_run(a: Run, b: Run) -> bool:
     """Both sides from one run (RUN:torch@old against RUN:torch): interleaved, so no run-wide shift between them."""
     return a.run_id.partition(":")[0] == b.run_id.partition(":")[0]
@@ -302,6 +317,9 @@ def compare_runs(
     if not any(r.a is not None and r.b is not None for r in rows):
         raise UsageError(f"runs {a.run_id} and {b.run_id} have no case in common: nothing to compare")
     matter, other = environment_differences(a, b, rows)
+    machines = cluster_machines(a, b)
+    if machines:  # the hardware is what a cluster run's machines are compared for
+        other, matter = matter + other, []
     if matter and not force:
         raise UsageError(f"runs {a.run_id} and {b.run_id} differ in {', '.join(matter)}: the ratios would measure "
                          "that difference; pass --force to compare anyway")  # fmt: skip
@@ -314,13 +332,16 @@ def compare_runs(
     if len(tested) >= MIN_SHIFT_CASES:
         if not same_run(a, b):
             value = math.exp(statistics.median(math.log(r.value) for r in tested))
-            shift = Shift(value, len(tested), drift, value < 1 - max(drift, threshold))
+            shift = Shift(value, len(tested), drift, value < 1 - max(drift, threshold) and not machines,
+                          machines=machines)  # fmt: skip
         prior = statistics.median(r.variance for r in tested if math.isfinite(r.variance))
         if shift is not None:  # what moves cases apart between two runs beyond their processes' spread
             residuals = [math.log(r.value / value) for r in tested]
             spread = 1.4826 * statistics.median(abs(x) for x in residuals)  # robust: a few real changes barely count
             scatter = max(0.0, spread**2 - prior)
             shift = replace(shift, scatter=math.sqrt(scatter))
+    if machines:  # judged against ×1; the cases' scatter about the machines' ratio is real, not noise
+        value, scatter = 1.0, 0.0
     for row in rows:
         _judge(row, threshold, value, prior, len(tested), scatter)
     order = {"only in A": 2, "only in B": 2}
