@@ -1,6 +1,7 @@
 """A single LSTM layer's forward pass in plain JAX, as a user would write and time it outside dlbench.
 
 Gates (i, f, g, o) as in PyTorch, zero initial state, time-major input (seq_len, batch, hidden); fp32, CPU.
+Weights stored (in, out), as Flax and JAX users keep kernels, so the step multiplies without a transpose.
     python benchmarks/bare/jax.py
 """
 
@@ -23,7 +24,7 @@ import jax.numpy as jnp  # noqa: E402
 def lstm(params, x):
     def cell(carry, x_t):
         h, c = carry
-        gates = x_t @ params["weight_ih"].T + params["bias_ih"] + h @ params["weight_hh"].T + params["bias_hh"]
+        gates = x_t @ params["kernel_ih"] + params["bias_ih"] + h @ params["kernel_hh"] + params["bias_hh"]
         i, f, g, o = jnp.split(gates, 4, axis=-1)
         c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
@@ -37,8 +38,8 @@ def median_forward_s(seq_len: int = 30, batch: int = 32, hidden: int = 128, iter
     rng = np.random.default_rng(0)
     scale = 1 / np.sqrt(hidden)
     params = {
-        "weight_ih": rng.standard_normal((4 * hidden, hidden), dtype=np.float32) * scale,
-        "weight_hh": rng.standard_normal((4 * hidden, hidden), dtype=np.float32) * scale,
+        "kernel_ih": rng.standard_normal((hidden, 4 * hidden), dtype=np.float32) * scale,
+        "kernel_hh": rng.standard_normal((hidden, 4 * hidden), dtype=np.float32) * scale,
         "bias_ih": rng.standard_normal(4 * hidden, dtype=np.float32) * scale,
         "bias_hh": rng.standard_normal(4 * hidden, dtype=np.float32) * scale,
     }
@@ -62,7 +63,7 @@ def median_forward_cuda_s(seq_len: int = 30, batch: int = 32, hidden: int = 128,
     jax.config.update("jax_default_matmul_precision", "highest")
     rng = np.random.default_rng(0)
     scale = 1 / np.sqrt(hidden)
-    names = {"weight_ih": (4 * hidden, hidden), "weight_hh": (4 * hidden, hidden), "bias_ih": (4 * hidden,),
+    names = {"kernel_ih": (hidden, 4 * hidden), "kernel_hh": (hidden, 4 * hidden), "bias_ih": (4 * hidden,),
              "bias_hh": (4 * hidden,)}  # fmt: skip
     gpu = jax.devices("gpu")[0]
     params = jax.device_put({k: rng.standard_normal(v, dtype=np.float32) * scale for k, v in names.items()}, gpu)
