@@ -200,3 +200,21 @@ def test_spread_refuses_nodes_of_several_kinds(local: Local, tmp_path: Any) -> N
                                api.ClusterSpec(local.address, nodes="accelerator:H200"))  # fmt: skip
     finally:
         local.cluster.remove_node(extra)
+
+
+def test_peak_on_every_node_gives_each_machine_its_own_percent(local: Local, tmp_path: Any) -> None:
+    from dlbench.peak import api as peak_api
+
+    local.ensure_two()
+    store = tmp_path / "s.sqlite"
+    peaks = peak_api.run_on_cluster(api.ClusterSpec(local.address), frameworks=["numpy"], seconds=0.3, store=store)
+    assert len(peaks) == 2 and all(any(f.get("status") == "ok" for f in found) for _, found in peaks)
+    runs = api.run_on_cluster(_plan(store, ["numpy"]), api.ClusterSpec(local.address))
+    db = Store(store, readonly=True)
+    try:
+        section = machines.build(db, runs)
+    finally:
+        db.close()
+    assert section is not None
+    shares = [row[6] for row in section.tables[0].rows] + [row[9] for row in section.tables[0].rows]
+    assert shares and all(s.endswith("%") for s in shares), shares

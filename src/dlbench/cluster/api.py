@@ -28,12 +28,13 @@ The driver owns its runs (runner.session's claim): two drivers never write the s
 
 from __future__ import annotations
 
+import contextlib
 import math
 import queue
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,6 +264,38 @@ def run(
         return list(lanes)
 
 
+@contextlib.contextmanager
+def on_nodes(
+    spec: ClusterSpec, store_path: str | Path, suite: str, settings: dict[str, Any], placement: Placement,
+    device: str = "cpu",
+) -> Iterator[list[NodeSession]]:  # fmt: skip
+    """A run on each selected node (its fingerprint taken there, `settings.cluster` saying which node), each with
+    the session that drives it: for commands that call worker functions on every machine rather than sweep a
+    plan (`dlbench peak --cluster`). Use each session as a context manager, one after another, from this thread:
+    it keeps its run's status like a local session."""
+    spec.check()
+    ray = ray_module()
+    with Cluster(spec.address) as cluster:
+        nodes = select(cluster.nodes(), spec.nodes, device)
+        agents = {n.node_id: _agent(n, placement, device) for n in nodes}
+        try:
+            environments = ray.get([agents[n.node_id].fingerprint.remote() for n in nodes])
+            group = "cluster-" + time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+            sessions = []
+            for node, environment in zip(nodes, environments, strict=True):
+                info = {"group": group, "address": spec.address, "placement": "every-node", "selector": spec.nodes,
+                        "kind": node.kind, "node": node.to_dict(), "nodes": [n.to_dict() for n in nodes]}
+                owner = open_run(store_path, suite, [], {**settings, "cluster": info}, placement, environment)
+                assert owner.store is not None and owner.run_id is not None
+                session = NodeSession(placement, owner.store, owner.run_id, agents[node.node_id], node)
+                session.owns_run = True  # one session per run here: it keeps the status and releases the run
+                sessions.append(session)
+            yield sessions
+        finally:
+            for agent in agents.values():
+                ray.kill(agent)
+
+
 def _drive(group: _Group, lanes: dict[str, list[Node]], agents: dict[str, Any], done: dict[str, set[str]]) -> None:
     """Sweep each run's cases on its nodes' lanes; events reach on_event in this thread."""
     ray = ray_module()
@@ -392,4 +425,4 @@ def _lost(
             work.faults.append(f"node {lost.node.short} died; {len(left)} cases not run")
 
 
-__all__ = ["MAX_NODE_LOSSES", "PLACEMENTS", "ClusterSpec", "NodeLost", "NodeSession", "chunks", "run"]
+__all__ = ["MAX_NODE_LOSSES", "PLACEMENTS", "ClusterSpec", "NodeLost", "NodeSession", "chunks", "on_nodes", "run"]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from dlbench.backends import FRAMEWORKS
+from dlbench.cluster.api import ClusterSpec, on_nodes
 from dlbench.core.cases import DEVICES, Case
 from dlbench.core.errors import UsageError, check_names, unknown
 from dlbench.measure.env import cuda_available
@@ -111,6 +112,41 @@ def run(
     return run_id, findings
 
 
+def run_on_cluster(
+    cluster: ClusterSpec,
+    device: str = "cpu",
+    *,
+    frameworks: Sequence[str] | None = None,
+    store: str | Path | None = None,
+    seconds: float = DEFAULT_SECONDS,
+    sizes: Sequence[int] | None = None,
+    copy_bytes: int | None = None,
+    timeout_s: float | None = None,
+    on_start: Callable[[str, list[str]], None] | None = None,
+    on_finding: OnFinding | None = None,
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    """run() on every node the cluster spec selects, one node after another (dlbench.cluster.api.on_nodes): a peak
+    run per machine, its fingerprint taken there, so each machine's results are held against its own peak."""
+    names, chosen, nbytes = _check(device, frameworks, seconds, sizes, copy_bytes)
+    timeout = timeout_s if timeout_s is not None else 120.0 + 4 * seconds
+    settings = {"peak": {"device": device, "frameworks": names, "precisions": list(PRECISIONS[device]),
+                         "seconds": seconds, "sizes": chosen, "copy_bytes": nbytes},
+                "timeout_s": timeout, "argv": sys.argv}  # fmt: skip
+    out = []
+    with on_nodes(cluster, store or default_store_path(), KIND, settings, placement(), device) as sessions:
+        for session in sessions:
+            assert session.run_id is not None
+            findings: list[dict[str, Any]] = []
+            with session:
+                if on_start:
+                    on_start(session.run_id, names)
+                for framework in names:
+                    findings += _measure_framework(session, framework, device, seconds, chosen, nbytes, timeout,
+                                                   on_finding)  # fmt: skip
+            out.append((session.run_id, findings))
+    return out
+
+
 def _measure_framework(session: Session, framework: str, device: str, seconds: float, sizes: list[int], nbytes: int,
                        timeout_s: float, on_finding: OnFinding | None) -> list[dict[str, Any]]:  # fmt: skip
     backend = next(f for f in FRAMEWORKS if f.name == framework).backends[0].name  # the worker's host backend
@@ -129,4 +165,5 @@ def _measure_framework(session: Session, framework: str, device: str, seconds: f
     return found
 
 
-__all__ = ["COPY_BYTES", "DEFAULT_SECONDS", "KIND", "SIZES", "finding_key", "peak_frameworks", "run"]
+__all__ = ["COPY_BYTES", "DEFAULT_SECONDS", "KIND", "SIZES", "finding_key", "peak_frameworks", "run",
+           "run_on_cluster"]

@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from dlbench.core import arguments
+from dlbench.core.errors import UsageError
 from dlbench.core.text import printable
 
 COMMANDS = ("peak",)
@@ -50,6 +51,11 @@ def add_parsers(sub: Any, store_help: str) -> None:
                         "longer reaches the larger, faster matrix sizes on a slow device)")  # fmt: skip
     parser.add_argument("--frameworks", type=arguments.names, help=f"comma-separated, from: "
                         f"{', '.join(peak_frameworks())} (default: all of them)")  # fmt: skip
+    parser.add_argument("--cluster", type=arguments.text, metavar="ADDRESS",
+                        help="measure every node of a Ray cluster instead, one after another, a run per node (auto, "
+                        "HOST:PORT, local:N; see `dlbench run --cluster`)")  # fmt: skip
+    parser.add_argument("--nodes", type=arguments.text, metavar="SELECTOR",
+                        help="with --cluster: which nodes (as `dlbench run --nodes`)")
     parser.add_argument("--store", type=arguments.text, metavar="PATH", help=store_help)
     parser.add_argument("--format", default="table", choices=FORMATS, help="output format (default: table)")
 
@@ -83,11 +89,25 @@ def run_command(args: argparse.Namespace) -> int:
                             f"{', '.join(frameworks)}, about {args.seconds:g} s per framework × precision"),
                   markup=False)  # fmt: skip
 
-    run_id, findings = api.run(args.device, frameworks=args.frameworks, cpus=arguments.cpus(args.cpus),
-                               store=args.store, seconds=args.seconds, on_start=start, on_finding=progress)  # fmt: skip
-    if args.format == "json":
-        print(json.dumps({"run_id": run_id, "findings": findings}, indent=1, default=str))
+    if args.nodes and not args.cluster:
+        raise UsageError("--nodes needs --cluster ADDRESS")
+    if args.cluster:
+        if args.cpus:
+            raise UsageError("--cpus names this machine's CPUs: with --cluster each node's peak takes all its CPUs")
+        from dlbench.cluster.api import ClusterSpec
+
+        done = api.run_on_cluster(ClusterSpec(args.cluster, "every-node", args.nodes), args.device,
+                                  frameworks=args.frameworks, store=args.store, seconds=args.seconds,
+                                  on_start=start, on_finding=progress)  # fmt: skip
     else:
-        print_tables([peak_table(findings, f"Peak of {args.device}, run {run_id}")], args.format)
-    print(f"stored as run {run_id} in {args.store or default_store_path()}", file=sys.stderr)
+        done = [api.run(args.device, frameworks=args.frameworks, cpus=arguments.cpus(args.cpus), store=args.store,
+                        seconds=args.seconds, on_start=start, on_finding=progress)]  # fmt: skip
+    if args.format == "json":
+        body = [{"run_id": run_id, "findings": findings} for run_id, findings in done]
+        print(json.dumps(body[0] if not args.cluster else body, indent=1, default=str))
+    else:
+        print_tables([peak_table(findings, f"Peak of {args.device}, run {run_id}") for run_id, findings in done],
+                     args.format)  # fmt: skip
+    ids = ", ".join(run_id for run_id, _ in done)
+    print(f"stored as run{'s' if len(done) > 1 else ''} {ids} in {args.store or default_store_path()}", file=sys.stderr)
     return 0
