@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,25 +92,10 @@ def run(
     many: figures.py); default: every CPU this process may use. `seconds`: the time budget of each framework ×
     quantity × precision; `sizes`: the matrix sizes to try (default SIZES[device]); `copy_bytes`: the array copied;
     `on_start(run_id, frameworks)` once the run is open, `on_finding(document)` as each figure is stored."""
-    names, chosen, nbytes = _check(device, frameworks, seconds, sizes, copy_bytes)
-    where = placement(list(cpus) if cpus else None)
-    timeout = timeout_s if timeout_s is not None else 120.0 + 4 * seconds
-    if not (math.isfinite(timeout) and timeout > 0):
-        raise UsageError(f"bad timeout {timeout!r}: must be > 0 seconds")
-    settings = {"peak": {"device": device, "frameworks": names, "precisions": list(PRECISIONS[device]),
-                         "seconds": seconds, "sizes": chosen, "copy_bytes": nbytes},
-                "timeout_s": timeout, "argv": sys.argv}  # fmt: skip
+    job = _Job.of(device, frameworks, seconds, sizes, copy_bytes, timeout_s)
     # No plan of cases: a peak's findings are not a suite's results (so `show`/`report` keep to measured runs).
-    session = open_run(store or default_store_path(), KIND, [], settings, where)
-    run_id = session.run_id
-    assert run_id is not None
-    findings: list[dict[str, Any]] = []
-    with session:
-        if on_start:
-            on_start(run_id, names)
-        for framework in names:
-            findings += _measure_framework(session, framework, device, seconds, chosen, nbytes, timeout, on_finding)
-    return run_id, findings
+    session = open_run(store or default_store_path(), KIND, [], job.settings, placement(list(cpus) if cpus else None))
+    return job.measure(session, on_start, on_finding)
 
 
 def run_on_cluster(
@@ -127,24 +113,50 @@ def run_on_cluster(
 ) -> list[tuple[str, list[dict[str, Any]]]]:
     """run() on every node the cluster spec selects, one node after another (dlbench.cluster.api.on_nodes): a peak
     run per machine, its fingerprint taken there, so each machine's results are held against its own peak."""
-    names, chosen, nbytes = _check(device, frameworks, seconds, sizes, copy_bytes)
-    timeout = timeout_s if timeout_s is not None else 120.0 + 4 * seconds
-    settings = {"peak": {"device": device, "frameworks": names, "precisions": list(PRECISIONS[device]),
-                         "seconds": seconds, "sizes": chosen, "copy_bytes": nbytes},
-                "timeout_s": timeout, "argv": sys.argv}  # fmt: skip
-    out = []
-    with on_nodes(cluster, store or default_store_path(), KIND, settings, placement(), device) as sessions:
-        for session in sessions:
-            assert session.run_id is not None
-            findings: list[dict[str, Any]] = []
-            with session:
-                if on_start:
-                    on_start(session.run_id, names)
-                for framework in names:
-                    findings += _measure_framework(session, framework, device, seconds, chosen, nbytes, timeout,
-                                                   on_finding)  # fmt: skip
-            out.append((session.run_id, findings))
-    return out
+    job = _Job.of(device, frameworks, seconds, sizes, copy_bytes, timeout_s)
+    with on_nodes(cluster, store or default_store_path(), KIND, job.settings, placement(), device) as sessions:
+        return [job.measure(session, on_start, on_finding) for session in sessions]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A validated peak measurement: what each framework is asked, and the settings its run stores."""
+
+    device: str
+    names: list[str]
+    sizes: list[int]
+    nbytes: int
+    seconds: float
+    timeout_s: float
+
+    @classmethod
+    def of(cls, device: str, frameworks: Sequence[str] | None, seconds: float, sizes: Sequence[int] | None,
+           copy_bytes: int | None, timeout_s: float | None) -> _Job:  # fmt: skip
+        names, chosen, nbytes = _check(device, frameworks, seconds, sizes, copy_bytes)
+        timeout = timeout_s if timeout_s is not None else 120.0 + 4 * seconds
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise UsageError(f"bad timeout {timeout!r}: must be > 0 seconds")
+        return cls(device, names, chosen, nbytes, seconds, timeout)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return {"peak": {"device": self.device, "frameworks": self.names, "precisions": list(PRECISIONS[self.device]),
+                         "seconds": self.seconds, "sizes": self.sizes, "copy_bytes": self.nbytes},
+                "timeout_s": self.timeout_s, "argv": sys.argv}  # fmt: skip
+
+    def measure(self, session: Session, on_start: Callable[[str, list[str]], None] | None,
+                on_finding: OnFinding | None) -> tuple[str, list[dict[str, Any]]]:  # fmt: skip
+        """Every framework's figures in the session's run: (run id, findings in the order measured)."""
+        run_id = session.run_id
+        assert run_id is not None
+        findings: list[dict[str, Any]] = []
+        with session:
+            if on_start:
+                on_start(run_id, self.names)
+            for framework in self.names:
+                findings += _measure_framework(session, framework, self.device, self.seconds, self.sizes,
+                                               self.nbytes, self.timeout_s, on_finding)  # fmt: skip
+        return run_id, findings
 
 
 def _measure_framework(session: Session, framework: str, device: str, seconds: float, sizes: list[int], nbytes: int,
