@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dlbench.backends.registry import BackendInfo, Framework
 
-# The CNNs share one builder, stack.py's (their layers are data: workloads/convnets.py).
+# The layer stacks share one builder, stack.py's (their layers are data: workloads/convnets.py, transformer.py).
 _STACK = ("_build_stack", *(
     f"dlbench.backends.tensorflow.stack:{name}"
-    for name in ("build", "Built", "FlatRows", "_layouts", "_followed_by_linear", "_to_tf", "apply", "_batch_norm")
+    for name in ("build", "Built", "FlatRows", "_layouts", "_followed_by_linear", "_to_tf", "apply", "_batch_norm",
+                 "_layer_norm", "_attention")
 ))  # fmt: skip
-_CNNS = ("alexnet", "overfeat", "vgga", "googlenet", "resnet50")
+_CNNS = ("alexnet", "overfeat", "vgga", "googlenet", "resnet50", "transformer")
 _PARTS = {"lstm": ("_lstm", "_build_lstm"), "vgg16": ("_build_vgg16",), **dict.fromkeys(_CNNS, _STACK),
           "step": ("TensorFlowBackend.prepare",)}  # fmt: skip
 

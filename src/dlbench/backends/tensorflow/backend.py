@@ -13,8 +13,9 @@
   own CPU kernels refuse NCHW ("The Conv2D op currently only supports the NHWC tensor format on the CPU", fp16);
   fp32 NCHW runs only through oneDNN, and measured the same as NHWC. NCHW on GPU (cuDNN's native layout, and the
   workload's: no input transpose). Input and filters are transposed once, at build time.
-- the CNNs (alexnet, overfeat, vgga, googlenet, resnet50): built from their layer records by stack.py, with the
-  same ops, layouts and conversions as VGG-16 here (its docstring has the details).
+- the layer stacks (the CNNs alexnet, overfeat, vgga, googlenet, resnet50, and the transformer block): built from
+  their layer records by stack.py, with the same ops, layouts and conversions as VGG-16 here (its docstring has
+  the details; a (batch, seq, d) sequence has no layout to choose).
 - outputs and gradients come back from the timed step in TF's layouts, as `_InLayout` (the tensor and the
   permutation to the workload's layout); only `to_numpy` transposes. Transposing in every step is work no TF user
   does.
@@ -55,7 +56,7 @@ from dlbench.backends.tensorflow import stack as tf_stack
 from dlbench.core.cases import Case
 from dlbench.workloads import vgg16
 from dlbench.workloads.base import Workload
-from dlbench.workloads.convnets import CONVNETS, StackWorkload
+from dlbench.workloads.convnets import STACKS, StackWorkload
 
 DTYPES: dict[str, tf.DType] = {"fp32": tf.float32, "fp16": tf.float16, "bf16": tf.bfloat16}
 _OIHW_FROM_HWIO = (3, 2, 0, 1)
@@ -161,14 +162,15 @@ def _build_stack(workload: StackWorkload, size: dict[str, int], weights: dict[st
                  inputs: dict[str, np.ndarray], dtype: tf.DType, gpu: bool) -> _Model:  # fmt: skip
     data_format = "NCHW" if gpu else "NHWC"  # as VGG-16's
     built = tf_stack.build(workload.layers_for(size), workload.input_shapes(size)["x"], weights, dtype, data_format)
-    x = inputs["x"] if gpu else inputs["x"].transpose(0, 2, 3, 1)
+    image = inputs["x"].ndim == 4  # else (batch, seq, d): the transformer block's
+    x = inputs["x"] if gpu or not image else inputs["x"].transpose(0, 2, 3, 1)
     image_out = len(workload.output_shape(size)) == 4
     return _Model(variables=built.variables, forward=built.forward, x=tf.cast(x, dtype), grads=built.grads,
                   output_perm=_NCHW_FROM_NHWC if image_out and not gpu else None, notes=built.notes)  # fmt: skip
 
 
 _BUILDERS = {"lstm": _build_lstm, "vgg16": _build_vgg16}
-_STACKS = [w.name for w in CONVNETS]  # built from their layer records by stack.py
+_STACKS = [w.name for w in STACKS]  # built from their layer records by stack.py
 
 
 def _accumulation_probe(dtype: tf.DType, device: str, jit: bool) -> str:

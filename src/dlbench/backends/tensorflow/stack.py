@@ -16,6 +16,12 @@ function over the records, traced once by `tf.function` (and compiled by XLA for
   docstring says why); filters HWIO, linear kernels (in, out). Flatten of an NHWC map gives (H, W, C) order, the
   reference's is (C, H, W): the rows of the Linear right after a Flatten are permuted once at build (`FlatRows`),
   so no step transposes activations; in NCHW the flattened order already is (C, H, W).
+- the transformer block (a (batch, seq, d) input, no image layout): `tf.matmul` of the activations with (in, out)
+  kernels (the qkv projection's (3d, d) weight held as (d, 3d)); layer norm from `tf.nn.moments` over the last
+  axis (eps 1e-5), in at least float32 like the batch norm; `tf.nn.gelu(approximate=True)`; attention as
+  nanoGPT writes it by hand: q, k, v split and reshaped to (batch, heads, seq, d/heads), `tf.matmul(q, k,
+  transpose_b=True)` scaled, the causal mask by `tf.linalg.band_part` (positions after the query get -inf),
+  `tf.nn.softmax`, `tf.matmul` with v, heads merged, the output projection.
 - gradients come back from the step in TF's layouts, each with what converts it to the workload's (a permutation,
   or FlatRows), applied by the backend's to_numpy only, after timing.
 Worker-side module: imports tensorflow.
@@ -85,8 +91,11 @@ def _layouts(layers: tuple[stack.Layer, ...], shape: tuple[int, ...], nhwc: bool
             case stack.Linear(name):
                 found[f"{name}.weight"] = flat if flat is not None else OUT_IN_FROM_IN_OUT
                 found[f"{name}.bias"] = None
-            case stack.BatchNorm(name):
+            case stack.BatchNorm(name) | stack.LayerNorm(name):
                 found[f"{name}.weight"] = found[f"{name}.bias"] = None
+            case stack.SelfAttention(name):
+                for part in ("qkv", "proj"):
+                    found[f"{name}.{part}.weight"], found[f"{name}.{part}.bias"] = OUT_IN_FROM_IN_OUT, None
             case stack.Concat(branches):
                 for branch in branches:
                     _layouts(branch, shape, nhwc, found)
@@ -136,6 +145,12 @@ def apply(layers: tuple[stack.Layer, ...], p: dict[str, tf.Variable], x: tf.Tens
                 x = tf.reshape(x, (x.shape[0], -1))
             case stack.Linear(name):
                 x = tf.nn.bias_add(tf.matmul(x, p[f"{name}.weight"]), p[f"{name}.bias"])
+            case stack.LayerNorm(name):
+                x = _layer_norm(x, p[f"{name}.weight"], p[f"{name}.bias"])
+            case stack.GELU():
+                x = tf.nn.gelu(x, approximate=True)
+            case stack.SelfAttention(name, heads, causal):
+                x = _attention(x, p, name, heads, causal)
             case stack.BatchNorm(name):
                 x = _batch_norm(x, p[f"{name}.weight"], p[f"{name}.bias"], (0, *spatial), nhwc)
             case stack.LogSoftmax():
@@ -160,13 +175,41 @@ def _batch_norm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, axes: tuple[int
     return tf.cast(tf.nn.batch_normalization(xc, mean, variance, beta, gamma, stack.BN_EPS), x.dtype)
 
 
+def _layer_norm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) -> tf.Tensor:
+    """Over the last axis, in at least float32 (as _batch_norm)."""
+    compute = tf.float32 if x.dtype in (tf.float16, tf.bfloat16) else x.dtype
+    xc = tf.cast(x, compute)
+    mean, variance = tf.nn.moments(xc, [-1], keepdims=True)
+    y = tf.nn.batch_normalization(xc, mean, variance, tf.cast(beta, compute), tf.cast(gamma, compute), stack.BN_EPS)
+    return tf.cast(y, x.dtype)
+
+
+def _attention(x: tf.Tensor, p: dict[str, tf.Variable], name: str, heads: int, causal: bool) -> tf.Tensor:
+    """nanoGPT's causal self-attention on a (batch, seq, d) tensor, written out in tf ops."""
+    n, seq, d = x.shape
+    dh = d // heads
+    qkv = tf.nn.bias_add(tf.matmul(x, p[f"{name}.qkv.weight"]), p[f"{name}.qkv.bias"])
+
+    def split(i: int) -> tf.Tensor:  # (batch, heads, seq, dh)
+        return tf.transpose(tf.reshape(qkv[..., i * d : (i + 1) * d], (n, seq, heads, dh)), (0, 2, 1, 3))
+
+    q, k, v = split(0), split(1), split(2)
+    scores = tf.matmul(q, k, transpose_b=True) * tf.cast(1.0 / math.sqrt(dh), x.dtype)
+    if causal:  # a position sees itself and the positions before it
+        keep = tf.cast(tf.linalg.band_part(tf.ones((seq, seq)), -1, 0), tf.bool)
+        scores = tf.where(keep, scores, tf.cast(-math.inf, x.dtype))
+    out = tf.reshape(tf.transpose(tf.matmul(tf.nn.softmax(scores, axis=-1), v), (0, 2, 1, 3)), (n, seq, d))
+    return tf.nn.bias_add(tf.matmul(out, p[f"{name}.proj.weight"]), p[f"{name}.proj.bias"])
+
+
 def build(layers: tuple[stack.Layer, ...], input_shape: tuple[int, ...], weights: dict[str, np.ndarray],
           dtype: tf.DType, data_format: str) -> Built:  # fmt: skip
-    """The stack for an NCHW input of `input_shape`, its weights converted once to TF's layouts in `dtype`."""
-    if len(input_shape) != 4:
-        raise NotImplementedError("the tensorflow backends build image stacks only (NCHW input)")
+    """The stack for an input of `input_shape` (NCHW images, or (batch, seq, d) sequences, which have no layout to
+    choose), its weights converted once to TF's layouts in `dtype`."""
+    if len(input_shape) not in (3, 4):
+        raise NotImplementedError("the tensorflow backends build image (NCHW) and sequence (batch, seq, d) stacks")
     layouts: dict[str, ToWorkload] = {}
-    _layouts(layers, input_shape[1:], data_format == "NHWC", layouts)
+    _layouts(layers, input_shape[1:], data_format == "NHWC" and len(input_shape) == 4, layouts)
     variables = [tf.Variable(tf.cast(_to_tf(weights[name], layouts[name]), dtype), name=name) for name in weights]
     params = dict(zip(weights, variables, strict=True))
     return Built(
