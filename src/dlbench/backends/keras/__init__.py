@@ -14,10 +14,11 @@ _EXPORTS = (".keras", "export-tf_saved_model", "export-onnx")
 
 
 _MODELS = "dlbench.backends.keras.backend"  # the models and the shared step: code_parts outside engines.py
-# The CNNs share one builder, stack.py's (their layers are data: workloads/convnets.py).
+# The layer stacks share one builder, stack.py's (their layers are data: workloads/convnets.py, transformer.py).
 _STACK = tuple(f"dlbench.backends.keras.stack:{name}"
-               for name in ("build", "_Builder", "_keras_name", "_batch_statistics_class", "ToWorkload"))  # fmt: skip
-_CNNS = ("alexnet", "overfeat", "vgga", "googlenet", "resnet50")
+               for name in ("build", "_Builder", "_keras_name", "_batch_statistics_class", "_attention_class",
+                            "ToWorkload"))  # fmt: skip
+_CNNS = ("alexnet", "overfeat", "vgga", "googlenet", "resnet50", "transformer")
 
 
 def _keras(engine: str, label: str, requires: tuple[str, ...], idiom: str) -> BackendInfo:

@@ -46,9 +46,9 @@ from dlbench.backends.keras import stack as keras_stack
 from dlbench.core.cases import Case
 from dlbench.workloads import vgg16
 from dlbench.workloads.base import Workload
-from dlbench.workloads.convnets import CONVNETS, StackWorkload
+from dlbench.workloads.convnets import STACKS, StackWorkload
 
-_STACKS = [w.name for w in CONVNETS]  # built from their layer records by stack.py
+_STACKS = [w.name for w in STACKS]  # built from their layer records by stack.py
 
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 # Each engine's own helpers (the engine framework's folder): what it sets before it is imported, and what every
@@ -194,7 +194,7 @@ class KerasBackend(Backend):
                                                                     self.dtype, self.data_format, workload.name)
                 else:
                     model, names, self._layouts = _build_vgg16(keras, size, weights, self.dtype, self.data_format)
-                if self.data_format == "channels_last":
+                if self.data_format == "channels_last" and x.ndim == 4:
                     x = x.transpose(0, 2, 3, 1)  # NCHW -> NHWC, once
             # A copy: some engines (torch) would otherwise share the caller's array's memory.
             x = keras.ops.convert_to_tensor(np.array(x, order="C", copy=True), dtype=self.dtype)
@@ -247,7 +247,7 @@ class KerasBackend(Backend):
             settings["dtype_policy"] = layer.dtype_policy.name  # pure: compute dtype = variable dtype
             settings["compute_dtype"] = layer.compute_dtype
             settings["variable_dtype"] = layer.variable_dtype
-            if self.workload == "vgg16" or self.workload in _STACKS:
+            if hasattr(layer, "data_format"):  # image layers (a sequence's first layer has none)
                 settings["data_format"] = layer.data_format
             if self.workload == "lstm":
                 settings["use_cudnn"] = layer.use_cudnn

@@ -15,6 +15,14 @@ Sequential cannot branch), written as keras.applications writes its CNNs, one bu
   as PyTorch's model.train() does for the torch backend. Its moving statistics are updated as Keras does in
   training and never read. In fp16/bf16 Keras normalizes in float32 itself.
 
+The transformer block (a (batch, seq, d) input): `LayerNormalization(epsilon=1e-5)`, `Dense` for the MLP with
+`Activation` of `keras.activations.gelu(approximate=True)` (GPT-2's tanh form; Keras' "gelu" string is the erf
+form), `Add` for the residuals, and the attention as nanoGPT's `CausalSelfAttention` ported to Keras: a small
+layer (`SelfAttention`, below) of two `Dense` (the fused qkv projection and the output projection) and keras.ops
+for the scores, the causal mask and the softmax. Not `MultiHeadAttention`: its per-head (d, heads, d/heads)
+query/key/value kernels would split the workload's one fused qkv weight over three variables, whose gradient would
+then be reassembled outside the timed step; the arithmetic is the same either way.
+
 Weights (Keras' layouts, set once at build): Conv2D kernels (kh, kw, in, out) in either data_format, Dense kernels
 (in, out), batch norm's gamma and beta (its moving statistics are left as Keras initialised them). Keras' Flatten
 gives (H, W, C) order in either data_format (with channels_first it transposes to channels-last first, to keep
@@ -28,6 +36,7 @@ Worker-side module: imports nothing from a framework itself; it is handed Keras.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -96,11 +105,43 @@ def _batch_statistics_class(keras: Any) -> type:
     return BatchStatistics
 
 
+def _attention_class(keras: Any) -> type:
+    ops = keras.ops
+
+    class SelfAttention(keras.layers.Layer):  # type: ignore[name-defined,misc]
+        """nanoGPT's causal self-attention: qkv = Dense(3d)(x), per-head softmax(q kᵀ/√dh) v, Dense(d)."""
+
+        def __init__(self, d: int, heads: int, causal: bool, name: str, dtype: Any = None) -> None:
+            super().__init__(name=name, dtype=dtype)
+            self.d, self.heads, self.causal = d, heads, causal
+            self.qkv = keras.layers.Dense(3 * d, dtype=dtype, name=f"{name}_qkv")
+            self.proj = keras.layers.Dense(d, dtype=dtype, name=f"{name}_proj")
+
+        def build(self, input_shape: Any) -> None:
+            self.qkv.build(input_shape)
+            self.proj.build(input_shape)
+
+        def call(self, x: Any) -> Any:
+            batch, seq = ops.shape(x)[0], ops.shape(x)[1]
+            dh = self.d // self.heads
+            q, k, v = (ops.transpose(ops.reshape(part, (batch, seq, self.heads, dh)), (0, 2, 1, 3))
+                       for part in ops.split(self.qkv(x), 3, axis=-1))  # fmt: skip
+            scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * ops.cast(1.0 / dh**0.5, x.dtype)
+            if self.causal:  # a position sees itself and the positions before it
+                later = ops.triu(ops.ones((seq, seq), dtype="bool"), k=1)
+                scores = ops.where(later, ops.cast(float("-inf"), scores.dtype), scores)
+            out = ops.matmul(ops.softmax(scores, axis=-1), v)
+            return self.proj(ops.reshape(ops.transpose(out, (0, 2, 1, 3)), (batch, seq, self.d)))
+
+    return SelfAttention
+
+
 class _Builder:
     def __init__(self, keras: Any, weights: dict[str, np.ndarray], dtype: str, data_format: str) -> None:
         self.keras, self.weights, self.dtype, self.data_format = keras, weights, dtype, data_format
         self.channels_axis = -1 if data_format == "channels_last" else 1
         self.batch_norm = _batch_statistics_class(keras)
+        self.attention = _attention_class(keras)
         self.names: dict[int, str] = {}  # id(Keras variable) -> the workload's weight name
         self.layouts: dict[str, ToWorkload] = {}  # the workload's weight name -> its conversion
 
@@ -168,6 +209,20 @@ class _Builder:
                     self._set(f"{name}.bias", bn.beta, SAME)
                 case stack.LogSoftmax():
                     x, nonneg = kl.Activation("log_softmax", dtype=dtype)(x), False
+                case stack.LayerNorm(name):
+                    norm = kl.LayerNormalization(epsilon=stack.BN_EPS, dtype=dtype, name=_keras_name(name))
+                    x, nonneg = norm(x), False
+                    self._set(f"{name}.weight", norm.gamma, SAME)
+                    self._set(f"{name}.bias", norm.beta, SAME)
+                case stack.GELU():
+                    gelu = partial(self.keras.activations.gelu, approximate=True)
+                    x, nonneg = kl.Activation(gelu, dtype=dtype)(x), False
+                case stack.SelfAttention(name, heads, causal):
+                    attention = self.attention(shape[-1], heads, causal, _keras_name(name), dtype=dtype)
+                    x, nonneg = attention(x), False
+                    for part, dense in (("qkv", attention.qkv), ("proj", attention.proj)):
+                        self._set(f"{name}.{part}.weight", dense.kernel, OUT_IN)
+                        self._set(f"{name}.{part}.bias", dense.bias, SAME)
                 case stack.Concat(branches):
                     built = [self.apply(branch, x, shape, nonneg) for branch in branches]
                     x = kl.Concatenate(axis=self.channels_axis, dtype=dtype)([out for out, _ in built])
@@ -187,14 +242,19 @@ class _Builder:
 
 def build(keras: Any, layers: tuple[stack.Layer, ...], input_shape: tuple[int, ...], weights: dict[str, np.ndarray],
           dtype: str, data_format: str, name: str) -> Any:  # fmt: skip
-    """The functional model for an NCHW input of `input_shape`, its weights (Keras' order, as tuples of the
-    workload's names, as backend.py's builders return them), and the layout converters keyed by shape."""
-    if len(input_shape) != 4:
-        raise Unsupported("the Keras backends build image stacks only (NCHW input)")
-    batch, c, h, w = input_shape
+    """The functional model for an input of `input_shape` (NCHW images, or (batch, seq, d) sequences), its weights
+    (Keras' order, as tuples of the workload's names, as backend.py's builders return them), and the layout
+    converters keyed by shape."""
+    if len(input_shape) not in (3, 4):
+        raise Unsupported("the Keras backends build image (NCHW) and sequence (batch, seq, d) stacks")
+    batch, sample = input_shape[0], tuple(input_shape[1:])
     builder = _Builder(keras, weights, dtype, data_format)
-    inputs = keras.Input((c, h, w) if data_format == "channels_first" else (h, w, c), dtype=dtype)
-    outputs, _ = builder.apply(layers, inputs, (c, h, w), nonneg=False)
+    if len(sample) == 3 and data_format == "channels_last":
+        c, h, w = sample
+        inputs = keras.Input((h, w, c), dtype=dtype)
+    else:
+        inputs = keras.Input(sample, dtype=dtype)
+    outputs, _ = builder.apply(layers, inputs, sample, nonneg=False)
     model = keras.Model(inputs, outputs, name=name)
     names = [(builder.names[id(v)],) for v in model.trainable_weights]
     if sorted(n for (n,) in names) != sorted(weights):
