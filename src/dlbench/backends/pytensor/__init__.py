@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dlbench.backends.registry import BackendInfo, Framework
 
-# The CNNs share one builder, stack.py's (their layers are data: workloads/convnets.py).
+# The layer stacks share one builder, stack.py's (their layers are data: workloads/convnets.py, transformer.py).
 _STACK = tuple(
     f"dlbench.backends.pytensor.stack:{name}"
-    for name in ("build", "_layers", "_conv", "_max_pool", "_batchnorm", "_padded", "_windows", "_out")
+    for name in ("build", "_layers", "_conv", "_max_pool", "_batchnorm", "_padded", "_windows", "_out", "_linear",
+                 "_layernorm", "_gelu", "_attention")
 )
-_CNNS = ("alexnet", "overfeat", "vgga", "googlenet", "resnet50")
+_CNNS = ("alexnet", "overfeat", "vgga", "googlenet", "resnet50", "transformer")
 _MODEL = {"lstm": ("_lstm",), "vgg16": ("_vgg16", "_conv3x3_relu", "_max_pool"), **dict.fromkeys(_CNNS, _STACK)}
 
 FRAMEWORK = Framework(

@@ -76,7 +76,7 @@ from dlbench.backends.theano.scan_lstm import scan_lstm
 from dlbench.core.cases import Case
 from dlbench.workloads import vgg16
 from dlbench.workloads.base import Workload
-from dlbench.workloads.convnets import CONVNETS, StackWorkload
+from dlbench.workloads.convnets import STACKS, StackWorkload
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -123,7 +123,7 @@ def _vgg16(x: Any, w: dict[str, Any]) -> Any:
 
 
 _GRAPHS: dict[str, Callable[[Any, dict[str, Any]], Any]] = {"lstm": _lstm, "vgg16": _vgg16}
-_STACKS = [w.name for w in CONVNETS]  # built from their layer records by stack.py
+_STACKS = [w.name for w in STACKS]  # built from their layer records by stack.py
 
 
 # -- backends ------------------------------------------------------------------------------------------------
@@ -179,7 +179,7 @@ class PyTensorBackend(Backend):
             sym = {k: pt.tensor(k, dtype=dtype, shape=shape(v)) for k, v in weights.items()}
             x = pt.tensor("x", dtype=dtype, shape=shape(inputs["x"]))
             if isinstance(workload, StackWorkload):
-                out = stack.build(workload.layers, x, sym, inputs["x"].shape[1])
+                out = stack.build(workload.layers_for(workload.size(case.size)), x, sym, inputs["x"].shape)
             else:
                 out = _GRAPHS[workload.name](x, sym)
             outputs = [out]

@@ -12,7 +12,12 @@ The generalization of backend.py's VGG-16 (same conventions, so the same C ops s
   (exact for any input; PyTensor fuses the maxima into one loop and needs no k²-times larger buffer);
 - batch norm from the batch's mean and (population) variance over N, H, W; log-softmax is PyTensor's
   `special.log_softmax` (a symbolic op that expands to the stabilized elementwise graph);
-- an inception module concatenates its branches on the channel axis, a residual block adds its shortcut.
+- an inception module concatenates its branches on the channel axis, a residual block adds its shortcut;
+- the transformer block ((n, seq, d) input, no image layout): a Linear on a sequence is one dot of the
+  (n·seq, d) rows; layer norm from the mean and variance over the last axis; the tanh GELU written out;
+  attention as nanoGPT writes it: q, k, v sliced from the fused projection and reshaped to (n, heads, seq, dh),
+  `pt.matmul` for the scores (scaled) and for the weighted values, the causal mask a `pt.switch` on position
+  indices (later positions get -inf), `special.softmax`.
 Constants carry the activations' dtype (a Python float would upcast float32 to float64). Spatial sizes are
 symbolic scalars computed from the graph's INPUT shape (see backend._conv3x3_relu: shapes read off deep
 activations make PyTensor build a shape graph of the whole network), channel counts are Python ints.
@@ -86,6 +91,40 @@ def _batchnorm(layer: stack.BatchNorm, y: Any, w: dict[str, Any]) -> Any:
     return xhat * w[f"{layer.name}.weight"] + w[f"{layer.name}.bias"]
 
 
+def _linear(y: Any, dims: Dims, weight: Any, bias: Any, out: int) -> tuple[Any, Dims]:
+    """(n, f) or (n, seq, f) rows times the (out, f) weight's transpose, plus the bias: one dot either way."""
+    if len(dims) == 2:
+        return pt.dot(y, weight.T) + bias, (dims[0], out)
+    n, seq, f = dims
+    return (pt.dot(y.reshape((n * seq, f)), weight.T) + bias).reshape((n, seq, out)), (n, seq, out)
+
+
+def _layernorm(layer: stack.LayerNorm, y: Any, w: dict[str, Any]) -> Any:
+    eps = np.asarray(stack.BN_EPS, dtype=y.dtype)
+    xhat = (y - y.mean(axis=-1, keepdims=True)) / pt.sqrt(y.var(axis=-1, keepdims=True) + eps)
+    return xhat * w[f"{layer.name}.weight"] + w[f"{layer.name}.bias"]
+
+
+def _gelu(y: Any) -> Any:
+    c, a = (np.asarray(v, dtype=y.dtype) for v in (np.sqrt(2.0 / np.pi), 0.044715))
+    half, one = np.asarray(0.5, dtype=y.dtype), np.asarray(1.0, dtype=y.dtype)
+    return half * y * (one + pt.tanh(c * (y + a * y**3)))
+
+
+def _attention(layer: stack.SelfAttention, y: Any, dims: Dims, w: dict[str, Any]) -> Any:
+    n, seq, d = dims
+    heads, name = layer.heads, layer.name
+    dh = d // heads
+    qkv, _ = _linear(y, dims, w[f"{name}.qkv.weight"], w[f"{name}.qkv.bias"], 3 * d)
+    q, k, v = (qkv[:, :, i * d : (i + 1) * d].reshape((n, seq, heads, dh)).transpose(0, 2, 1, 3) for i in range(3))
+    scores = pt.matmul(q, k.transpose(0, 1, 3, 2)) * np.asarray(1.0 / np.sqrt(dh), dtype=y.dtype)
+    if layer.causal:  # a position sees itself and the positions before it
+        position = pt.arange(seq)
+        scores = pt.switch(pt.ge(position[:, None], position[None, :]), scores, np.asarray(-np.inf, dtype=y.dtype))
+    out = pt.matmul(pt.special.softmax(scores, axis=-1), v).transpose(0, 2, 1, 3).reshape((n, seq, d))
+    return _linear(out, dims, w[f"{name}.proj.weight"], w[f"{name}.proj.bias"], d)[0]
+
+
 def _layers(layers: tuple[stack.Layer, ...], y: Any, dims: Dims, w: dict[str, Any]) -> tuple[Any, Dims]:
     for layer in layers:
         match layer:
@@ -101,7 +140,13 @@ def _layers(layers: tuple[stack.Layer, ...], y: Any, dims: Dims, w: dict[str, An
                 n, h, wd, c = dims
                 y, dims = y.transpose(0, 3, 1, 2).reshape((n, c * h * wd)), (n, None)  # (C, H, W) order
             case stack.Linear(name, out):
-                y, dims = pt.dot(y, w[f"{name}.weight"].T) + w[f"{name}.bias"], (dims[0], out)
+                y, dims = _linear(y, dims, w[f"{name}.weight"], w[f"{name}.bias"], out)
+            case stack.LayerNorm():
+                y = _layernorm(layer, y, w)
+            case stack.GELU():
+                y = _gelu(y)
+            case stack.SelfAttention():
+                y = _attention(layer, y, dims, w)
             case stack.BatchNorm():
                 y = _batchnorm(layer, y, w)
             case stack.LogSoftmax():
@@ -118,10 +163,14 @@ def _layers(layers: tuple[stack.Layer, ...], y: Any, dims: Dims, w: dict[str, An
     return y, dims
 
 
-def build(layers: tuple[stack.Layer, ...], x: Any, w: dict[str, Any], channels: int) -> Any:
-    """x: NCHW (symbolic, `channels` channels) -> the stack's output (NCHW if it is still an image)."""
+def build(layers: tuple[stack.Layer, ...], x: Any, w: dict[str, Any], shape: tuple[int, ...]) -> Any:
+    """x: NCHW images or (n, seq, d) sequences, symbolic, of the concrete `shape` (its channel or feature count is
+    read from it) -> the stack's output (NCHW if it is still an image)."""
+    if len(shape) == 3:
+        n, seq, _ = x.shape
+        return _layers(layers, x, (n, seq, shape[2]), w)[0]
     n, _, h, wd = x.shape
-    y, dims = _layers(layers, x.transpose(0, 2, 3, 1), (n, h, wd, channels), w)
+    y, dims = _layers(layers, x.transpose(0, 2, 3, 1), (n, h, wd, shape[1]), w)
     return y.transpose(0, 3, 1, 2) if len(dims) == 4 else y
 
 
