@@ -43,7 +43,13 @@ def _corrupted(workload: StackWorkload, corruption: str) -> StackWorkload:
     """The same workload (name, sizes, weights) whose layer records are wrong."""
     layers = _rewired(workload.layers, corruption)
     assert layers != workload.layers, f"{corruption} changes nothing in {workload.name}"
-    wrong = type(f"Wrong{type(workload).__name__}", (type(workload),), {"layers_fn": staticmethod(lambda: layers)})
+    right = type(workload)()
+
+    def layers_for(self: StackWorkload, size: dict[str, int]) -> tuple[stack.Layer, ...]:
+        return _rewired(right.layers_for(size), corruption)  # a sized stack (the transformer's), wrong alike
+
+    wrong = type(f"Wrong{type(workload).__name__}", (type(workload),),
+                 {"layers_fn": staticmethod(lambda: layers), "layers_for": layers_for})  # fmt: skip
     return wrong()  # type: ignore[no-any-return]
 
 

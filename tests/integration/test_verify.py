@@ -18,7 +18,8 @@ HERE = Path(__file__).parent
 AVAILABLE = [name for name, info in BACKENDS.items() if info.available()[0]]
 # Backends that live in a managed env of their name (theano, aesara: `dlbench envs create NAME`), where one exists.
 IN_ENVS = [name for name, info in BACKENDS.items() if info.needs_env and name not in AVAILABLE and find_env(name)]
-CORRUPTIONS = [("gate_order", "lstm"), ("padding", "vgg16"), ("branch_order", "googlenet"), ("no_residual", "resnet50")]
+CORRUPTIONS = [("gate_order", "lstm"), ("padding", "vgg16"), ("branch_order", "googlenet"), ("no_residual", "resnet50"),
+               ("no_residual", "transformer")]
 # The layer stacks' wrong variants in CI: the backends that build a CNN in seconds (PyTensor compiles GoogLeNet's
 # train step for minutes, XLA and the Keras engines tens of seconds each); the others were run by hand.
 FAST_STACKS = {"numpy", "torch", "jax", "tensorflow"}
@@ -78,6 +79,22 @@ def test_dlbench_verify_passes_in_fp32() -> None:
                r.get("worst_grad_error")) for r in records
               if not r["passed"] and not (r["backend"] in IN_ENVS and r["status"] == "unsupported")]  # fmt: skip
     assert failed == []
+    assert out.returncode == 0
+
+
+TRANSFORMER_CLI = [b for b in ("tensorflow", "tensorflow-xla", "keras-jax", "keras-torch", "keras-tensorflow", "pytensor",
+                                "pytensor-jax") if b in AVAILABLE]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_the_transformer_block_verifies_on_the_other_builders() -> None:
+    """The transformer block in fp32, forward and every gradient, on the builders the test above leaves out."""
+    argv = ["verify", "--precisions", "fp32", "--format", "json", "--backends", ",".join(TRANSFORMER_CLI),
+            "--workloads", "transformer"]
+    out = subprocess.run([sys.executable, "-m", "dlbench.cli", *argv], capture_output=True, text=True, timeout=900)
+    records = json.loads(out.stdout)
+    assert {r["backend"] for r in records} == set(TRANSFORMER_CLI)
+    assert [(r["backend"], r["status"], r.get("error")) for r in records if not r["passed"]] == []
     assert out.returncode == 0
 
 
