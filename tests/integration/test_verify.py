@@ -82,8 +82,8 @@ def test_dlbench_verify_passes_in_fp32() -> None:
     assert out.returncode == 0
 
 
-TRANSFORMER_CLI = [b for b in ("tensorflow", "tensorflow-xla", "keras-jax", "keras-torch", "keras-tensorflow", "pytensor",
-                                "pytensor-jax") if b in AVAILABLE]  # fmt: skip
+TRANSFORMER_CLI = [b for b in ("tensorflow", "tensorflow-xla", "keras-jax", "keras-torch", "keras-tensorflow",
+                                "pytensor", "pytensor-jax") if b in AVAILABLE]  # fmt: skip
 
 
 @pytest.mark.slow
