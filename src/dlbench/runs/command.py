@@ -205,9 +205,10 @@ def _run_on_cluster(args: argparse.Namespace, plan: Any, progress: _Progress) ->
         with progress.progress:
             runs = api.run_on_cluster(plan, spec, on_event=progress, on_runs=progress.runs)
     except api.Interrupted as exc:
-        print(f"interrupted: cluster run stored in {exc.run.store_path}; finish each run with: dlbench run --resume "
-              f"RUN_ID --cluster {args.cluster}" + (f" --store {args.store}" if args.store else ""),
-              file=sys.stderr)  # fmt: skip
+        store = f" --store {args.store}" if args.store else ""
+        finish = "; ".join(f"dlbench run --resume {run_id} --cluster {args.cluster}{store}"
+                           for run_id in progress.run_ids or [exc.run.run_id])  # fmt: skip
+        print(f"interrupted: stored in {exc.run.store_path}; finish with: {finish}", file=sys.stderr)
         return EXIT_INTERRUPTED
     for run in runs:
         print_run(run, args.format)
@@ -236,9 +237,11 @@ class _Progress:
         self.counted: dict[str, int] = {}  # case key -> slots advanced so far
         self.note = note  # printed once the run has passed validation and starts
         self.total = total
+        self.run_ids: list[str] = []  # a cluster command's runs, once they exist
 
     def runs(self, run_ids: list[str]) -> None:
         """A cluster command's runs exist: each sweeps the plan (every-node: one per machine)."""
+        self.run_ids = list(run_ids)
         self.progress.update(self.task, total=self.total * self.repeat * max(1, len(run_ids)))
 
     def __call__(self, kind: str, case: Case, document: dict[str, Any] | None) -> None:
