@@ -37,6 +37,7 @@ SIZES: dict[str, dict[str, int]] = {
     "googlenet": {"batch": 1, "image": 32},
     "alexnet": {"batch": 1, "image": 95},  # its last feature map 2x2: the Flatten's (C, H, W) order matters
     "resnet50": {"batch": 2, "image": 64},  # its last batch norms see 8 values per channel (verification.py: why)
+    "transformer": {"batch": 2, "seq_len": 16, "d_model": 32, "heads": 4},  # not the default heads and d_model
 }
 # The CNNs checked in each engine's process: (workload, mode, data_format).
 CNN_CHECKS = [("googlenet", "forward", "channels_last"), ("googlenet", "train", "channels_last"),
@@ -76,6 +77,7 @@ def _check_backend(name: str) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 — the status and reason a result would record
         report["channels_first"] = {"status": backend.classify(exc), "error": backend.describe_error(exc)}
     report["cnn"] = {f"{w}-{mode}-{fmt}": _check_cnn(cls, name, w, mode, fmt) for w, mode, fmt in CNN_CHECKS}
+    report["transformer"] = _check_transformer(cls, name)
     report["bad_option"] = str(_raised(lambda: cls("cpu", {"data_fromat": "channels_first"})))
     # classify() reads the engine's own errors: a real failed allocation (2**60 bytes: refused at once, nothing is
     # touched), and real linear-algebra kernels with no float16 version on this CPU (which ones lack it differs).
@@ -108,6 +110,23 @@ def _check_cnn(cls: Any, name: str, workload: str, mode: str, data_format: str) 
     return {"output_error": rel_error(backend.to_numpy(out), ref_out), "grad_names": sorted(grads),
             "grad_errors": {k: rel_error(backend.to_numpy(g), ref_grads[k]) for k, g in grads.items()},
             "data_format": backend.settings()["data_format"]}  # fmt: skip
+
+
+def _check_transformer(cls: Any, name: str) -> dict[str, Any]:
+    """The transformer block's train step, fp32, against the float64 reference, and the Keras layers it is."""
+    wl = get_workload("transformer")
+    size = wl.size(SIZES["transformer"])
+    backend = cls("cpu")
+    out, grads = backend.prepare(Case("transformer", size, name, "fp32", "train"), wl, wl.make_weights(size),
+                                 wl.make_inputs(size))()  # fmt: skip
+    ref_out, ref_grads = _reference("transformer")
+    model = backend._model
+    return {"output_error": rel_error(backend.to_numpy(out), ref_out), "grad_names": sorted(grads),
+            "grad_errors": {k: rel_error(backend.to_numpy(g), ref_grads[k]) for k, g in grads.items()},
+            "qkv_kernel_in_step": list(grads["attn.qkv.weight"].shape),
+            "layers": sorted({type(layer).__name__ for layer in model.layers}),
+            "layer_norm_epsilons": sorted({layer.epsilon for layer in model.layers if hasattr(layer, "epsilon")}),
+            "settings": backend.settings()}  # fmt: skip
 
 
 def _raised(fn: Any) -> BaseException | None:
@@ -214,6 +233,22 @@ def test_cnns_are_functional_models_that_compute_the_workloads_function(name: st
         if "-train-" in check:
             assert result["grad_names"] == sorted(_reference(workload)[1])
             assert max(result["grad_errors"].values()) < 1e-5, (check, result["grad_errors"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(ENGINES))
+def test_the_transformer_block_is_keras_layers_that_compute_the_workloads_function(name: str) -> None:
+    # LayerNormalization(epsilon=1e-5), Dense, Activation (tanh GELU), Add, and nanoGPT's attention as a small layer
+    # of two Dense (stack.py says why not MultiHeadAttention); built for the size's heads and d_model (layers_for);
+    # the fused qkv weight (3d, d) is a (d, 3d) Dense kernel in the step, (3d, d) only out of to_numpy.
+    found = findings(name)["transformer"]
+    assert found["output_error"] < 1e-5, found
+    assert found["grad_names"] == sorted(_reference("transformer")[1])
+    assert max(found["grad_errors"].values()) < 1e-5, found["grad_errors"]
+    assert found["qkv_kernel_in_step"] == [32, 96]
+    assert found["layers"] == ["Activation", "Add", "Dense", "InputLayer", "LayerNormalization", "SelfAttention"]
+    assert found["layer_norm_epsilons"] == [1e-5]
+    assert "data_format" not in found["settings"] and found["settings"]["dtype_policy"] == "float32"
 
 
 @pytest.mark.slow

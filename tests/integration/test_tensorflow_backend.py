@@ -24,6 +24,7 @@ SIZES: dict[str, dict[str, int]] = {
     "vgg16": {"batch": 1, "image": 32},
     "googlenet": {"batch": 1, "image": 32},
     "alexnet": {"batch": 1, "image": 95},  # its last feature map 2x2: the Flatten's (C, H, W) order matters
+    "transformer": {"batch": 2, "seq_len": 16, "d_model": 32, "heads": 4},  # not the default heads and d_model
 }
 def run_step(backend: Backend, workload: str, precision: str, mode: str) -> Any:
     wl = get_workload(workload)
@@ -76,6 +77,27 @@ def test_cnns_are_built_from_their_records_and_compute_the_workloads_function(wo
     kernel = ref_grads["conv1.weight"].shape[2:]
     assert tuple(grads["conv1.weight"].value.shape) == (*kernel, 3, 64)  # HWIO inside the step, OIHW out of it
     assert backend.settings()["data_format"] == "NHWC"
+
+
+@pytest.mark.parametrize("backend_cls", [TensorFlowBackend, TensorFlowXLABackend])
+def test_the_transformer_block_keeps_in_out_kernels_in_the_step_and_computes_the_workloads_function(
+    backend_cls: type[Backend],
+) -> None:
+    # Built for the size's heads and d_model (layers_for, not the workload's defaults); the fused qkv weight (3d, d)
+    # is a (d, 3d) kernel inside the step, as tf.matmul(x, kernel) wants it, and (3d, d) again only out of to_numpy.
+    # About 1 s each on 2 cores.
+    ref_out, ref_grads = reference(get_workload("transformer"), SIZES["transformer"])
+    backend = backend_cls("cpu")
+    out, grads = run_step(backend, "transformer", "fp32", "train")
+    assert tuple(out.shape) == ref_out.shape  # (batch, seq, d): no layout to convert
+    assert relative_error(backend.to_numpy(out), ref_out) < 1e-5
+    assert sorted(grads) == sorted(ref_grads)
+    errors = {name: relative_error(backend.to_numpy(g), ref_grads[name]) for name, g in grads.items()}
+    assert max(errors.values()) < 1e-5, errors
+    assert tuple(grads["attn.qkv.weight"].value.shape) == (32, 96)
+    assert backend.to_numpy(grads["attn.qkv.weight"]).shape == (96, 32)
+    settings = backend.settings()
+    assert "data_format" not in settings and settings["gelu"] == "tf.nn.gelu(approximate=True)"
 
 
 def test_xla_settings_say_so() -> None:

@@ -1,9 +1,9 @@
 """Keras 3 on three engines: `keras-jax`, `keras-torch`, `keras-tensorflow`.
 
 backend.py (the models, written once as a Keras user writes them, and the shared backend), stack.py (the CNNs
-from their layer records, as functional models), engines.py (each engine's fast path and autodiff, built on the
-jax, torch and tensorflow folders' helpers), layers.py (for probe), usability.py (.keras, model.export to
-SavedModel and ONNX).
+and the transformer block from their layer records, as functional models), engines.py (each engine's fast path and
+autodiff, built on the jax, torch and tensorflow folders' helpers), layers.py (for probe), usability.py (.keras,
+model.export to SavedModel and ONNX).
 """
 
 from __future__ import annotations

@@ -16,9 +16,10 @@ a Keras user would; each engine's part (engines.py) kept to its fast path and it
   input is transposed once at build). A case option `data_format="channels_first"` measures the other one:
   Keras on torch copies channels_last activations into NCHW and back around each conv and pool; measured on a
   shared 2-core CPU the two were within noise of each other.
-- the CNNs (alexnet, overfeat, vgga, googlenet, resnet50): functional models built from their layer records by
-  stack.py (Conv2D, MaxPooling2D, BatchNormalization, Dense, Concatenate, Add, ...), in the same data_format and
-  weight layouts as VGG-16 here; its docstring says how padding, Flatten and batch norm are written.
+- the layer stacks (the CNNs alexnet, overfeat, vgga, googlenet, resnet50, and the transformer block): functional
+  models built from their layer records by stack.py (Conv2D, MaxPooling2D, BatchNormalization, Dense, Concatenate,
+  Add, LayerNormalization, ...), in the same data_format and weight layouts as VGG-16 here; its docstring says how
+  padding, Flatten, batch norm and the attention are written. A (batch, seq, d) sequence has no data_format.
 - precision: a pure dtype policy on every layer ("float32", "float16", "bfloat16"; never "mixed_*").
   Initializers are "zeros": the weights come from the workload anyway, and Keras' default orthogonal
   recurrent initializer runs a QR that has no fp16/bf16 kernels.

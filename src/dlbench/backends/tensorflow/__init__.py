@@ -1,9 +1,9 @@
 """TensorFlow 2: tf.function (`tensorflow`) and the same functions compiled by XLA (`tensorflow-xla`), the seed's
 TensorFlow today.
 
-backend.py (tf ops on tf.Variables in tf.function), stack.py (the CNNs from their layer records, the same ops),
-helpers.py (threads, device, memory, versions, error classification and TF's graph errors: shared with
-keras-tensorflow), layers.py (for probe), usability.py (SavedModel, TFLite, tf2onnx).
+backend.py (tf ops on tf.Variables in tf.function), stack.py (the CNNs and the transformer block from their layer
+records, the same ops), helpers.py (threads, device, memory, versions, error classification and TF's graph errors:
+shared with keras-tensorflow), layers.py (for probe), usability.py (SavedModel, TFLite, tf2onnx).
 """
 
 from __future__ import annotations

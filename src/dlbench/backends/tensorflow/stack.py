@@ -212,14 +212,22 @@ def build(layers: tuple[stack.Layer, ...], input_shape: tuple[int, ...], weights
     _layouts(layers, input_shape[1:], data_format == "NHWC" and len(input_shape) == 4, layouts)
     variables = [tf.Variable(tf.cast(_to_tf(weights[name], layouts[name]), dtype), name=name) for name in weights]
     params = dict(zip(weights, variables, strict=True))
+    if len(input_shape) == 4:
+        notes = {"data_format": data_format, "filter_format": "HWIO",
+                 "max_pool_padding": "SAME where exactly the same, else tf.pad with -inf then VALID",
+                 "batch_norm": "tf.nn.moments + tf.nn.batch_normalization, batch statistics, in at least float32",
+                 }  # fmt: skip
+    else:  # a sequence has no image layout: an NHWC note would be false
+        notes = {"kernel_format": "(in, out)",
+                 "layer_norm": "tf.nn.moments + tf.nn.batch_normalization over the last axis, in at least float32",
+                 "attention": "tf.matmul, causal mask by tf.linalg.band_part, tf.nn.softmax",
+                 "gelu": "tf.nn.gelu(approximate=True)"}  # fmt: skip
     return Built(
         variables=variables,
         forward=lambda x: apply(layers, params, x, data_format),
         grads=[(name, i, layouts[name]) for i, name in enumerate(weights)],
-        notes={"data_format": data_format, "filter_format": "HWIO",
-               "max_pool_padding": "SAME where exactly the same, else tf.pad with -inf then VALID",
-               "batch_norm": "tf.nn.moments + tf.nn.batch_normalization, batch statistics, in at least float32"},
-    )  # fmt: skip
+        notes=notes,
+    )
 
 
 __all__ = ["Built", "FlatRows", "apply", "build"]
