@@ -47,6 +47,7 @@ SIZES: dict[str, Size] = {
     "lstm": {"seq_len": 3, "batch": 2, "hidden": 8},
     "vgg16": {"batch": 1, "image": 32},
     "googlenet": {"batch": 1, "image": 32},
+    "transformer": {"batch": 2, "seq_len": 16, "d_model": 32, "heads": 4},  # not the default heads and d_model
 }
 def run_step(backend: Backend, workload: str, precision: str, mode: str, size: Size | None = None) -> Any:
     wl = get_workload(workload)
@@ -162,6 +163,37 @@ def test_a_cnn_built_from_its_layer_records_runs_in_c_and_matches_the_reference(
         assert sorted(grads) == sorted(ref_grads)
         assert max(relative_error(grads[k], ref_grads[k]) for k in grads) <= GRADIENT_TOLERANCE["fp32"]
     assert backend.settings()["ops_in_python"] == []  # every op of the stack runs C code in fp32
+
+
+# PyTensor 3.0.7's JAX linker returns a float32 sum in its float64 accumulator (CAReduce: `.astype(acc_dtype)`);
+# stack.py keeps the layer norms' statistics float32, but the sums pytensor.grad adds carry float64 into the backward
+# pass, and JAX warns (FutureWarning: "scatter inputs have incompatible types ... float64 to dtype=float32").
+_JAX_TRAIN_FLOAT64 = pytest.mark.xfail(strict=True, reason="PyTensor's JAX sums return their float64 accumulator")
+
+
+@pytest.mark.parametrize(("backend_cls", "mode"), [
+    (PyTensorBackend, "forward"), (PyTensorBackend, "train"),
+    pytest.param(PyTensorJaxBackend, "forward", marks=BACKENDS[1].marks),
+    pytest.param(PyTensorJaxBackend, "train", marks=[*BACKENDS[1].marks, _JAX_TRAIN_FLOAT64]),
+])  # fmt: skip
+def test_the_transformer_block_computes_in_fp32_and_matches_the_reference(
+    backend_cls: type[Backend], mode: str
+) -> None:
+    # Built for the size's heads and d_model (layers_for). In the C backend every op runs C code, special.softmax's
+    # inner graph included (an OpFromGraph in PyTensor 3, compiled in the case's mode, not in the default Numba).
+    # ~2 s each with the C modules cached, ~10 s for the four on 2 cores.
+    backend = backend_cls("cpu")
+    backend.configure(1)
+    result = run_step(backend, "transformer", "fp32", mode)
+    wl = get_workload("transformer")
+    ref_out, ref_grads = reference(wl, wl.size(SIZES["transformer"]))
+    out, grads = (result, {}) if mode == "forward" else result
+    assert out.dtype == np.float32 and relative_error(np.asarray(out), ref_out) <= FORWARD_TOLERANCE["fp32"]
+    if mode == "train":
+        assert sorted(grads) == sorted(ref_grads) and {str(g.dtype) for g in grads.values()} == {"float32"}
+        assert max(relative_error(np.asarray(grads[k]), ref_grads[k]) for k in grads) <= GRADIENT_TOLERANCE["fp32"]
+    if backend_cls is PyTensorBackend:
+        assert backend.settings()["ops_in_python"] == []
 
 
 def _compiled_modules() -> set[Path]:

@@ -1,8 +1,8 @@
 """PyTensor, Theano's maintained fork: `pytensor` (the C VM linker) and `pytensor-jax` (the same graphs in JAX mode).
 
-backend.py (scan LSTM from the Theano family's graphs, im2col VGG-16, compile phases, BLAS), stack.py (the CNNs from
-their layer records: im2col for any kernel, stride and padding), layers.py (for probe), usability.py (the pickled
-compiled function).
+backend.py (scan LSTM from the Theano family's graphs, im2col VGG-16, compile phases, BLAS), stack.py (the CNNs and
+the transformer block from their layer records: im2col for any kernel, stride and padding; attention with
+pt.matmul), layers.py (for probe), usability.py (the pickled compiled function).
 """
 
 from __future__ import annotations

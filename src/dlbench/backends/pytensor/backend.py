@@ -12,9 +12,13 @@ variables, `pytensor.scan` over time steps, `pytensor.grad` (scan's own gradient
   axis) plus ONE matrix product with the OIHW weight reshaped (a free view) to (O, C·9); bias + ReLU; a 2x2
   max-pool is a reshape + max. The NCHW input and output are transposed inside the graph; the weights stay
   OIHW, so the gradients come out in the workload's layout with no copy outside the graph.
-- the layer stacks (alexnet, overfeat, vgga, googlenet, resnet50): stack.py builds any stack of the workloads'
-  layer records the same way (im2col for any kernel/stride/padding, max-pool as the maximum of shifted strided
-  slices, batch norm from the batch's mean and variance, PyTensor's log_softmax).
+- the layer stacks (alexnet, overfeat, vgga, googlenet, resnet50, transformer): stack.py builds any stack of the
+  workloads' layer records the same way (im2col for any kernel/stride/padding, max-pool as the maximum of shifted
+  strided slices, batch norm from the batch's mean and variance, PyTensor's log_softmax; the transformer block's
+  sequence Linear as one dot, layer norm, tanh GELU, attention with pt.matmul and special.softmax).
+  special.softmax and log_softmax are OpFromGraph ops in PyTensor 3 ("symbolic ops", no C code of their own):
+  the first call compiles their inner graph in `pytensor.config.mode`, Numba by default, so the step compiles and
+  first runs with config.mode set to the case's mode (CVM: their inner graph is C code; fp16 fails in Numba).
 - The weights and the input are explicit function inputs, passed as arrays converted once in prepare()
   (NumPy for the C linker, device arrays for JAX), with `trust_input=True`. `pytensor` keeps shapes symbolic,
   so its compiled C modules (cached on disk) serve every batch size, sequence length and hidden size.
@@ -51,7 +55,9 @@ variables, `pytensor.scan` over time steps, `pytensor.grad` (scan's own gradient
   Python, Dot22 is NumPy's BLAS-less float16 matmul). JAX mode computes fp16 with XLA. PyTensor has no
   bfloat16: `unsupported`, with PyTensor's own error text.
 - JAX mode needs static shapes (jax.jit traces concrete ones) and turns on jax_enable_x64. Its sums come back
-  in their accumulator dtype (bias gradients float64 in fp32, float32 in fp16): settings() records it.
+  in their accumulator dtype (bias gradients float64 in fp32, float32 in fp16): settings() records it. A sum
+  inside the graph carries that dtype onward: stack.py's layer norm declares its statistics float32, but the
+  sums pytensor.grad adds still make part of the transformer's fp32 backward pass float64 in JAX mode.
 """
 
 from __future__ import annotations
@@ -195,7 +201,9 @@ class PyTensorBackend(Backend):
         def step() -> Any:
             nonlocal function
             if function is None:  # compile on the first call: its time is the case's first_step_s
-                with helpers.temp_files_in_cache():
+                # PyTensor 3's symbolic ops (special.softmax, log_softmax: OpFromGraph) compile their inner graph
+                # when they first run, in config.mode, whose default is Numba: the case's mode holds for them too.
+                with helpers.temp_files_in_cache(), pytensor.config.change_flags(mode=self.mode):
                     start = time.perf_counter()
                     with helpers.compile_times() as times:
                         self.function = function = pytensor.function(

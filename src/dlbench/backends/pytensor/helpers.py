@@ -70,6 +70,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(CACHE_DIR / "numba"))
 
 # isort: off
 import pytensor  # noqa: E402
+from pytensor.compile.builders import OpFromGraph  # noqa: E402
 from pytensor.scan.op import Scan  # noqa: E402
 
 # isort: on
@@ -154,7 +155,9 @@ def blas_settings() -> dict[str, Any]:
 
 def ops_in_python(function: Any) -> list[str]:
     """Names of the ops that run their Python `perform` instead of C code (PyTensor falls back silently, e.g.
-    for float16), in the outer graph and in scan's inner graphs. Empty when everything runs in C."""
+    for float16), in the outer graph, in scan's inner graphs and in the inner functions of OpFromGraph ops
+    (PyTensor 3's special.softmax: its perform calls its compiled inner function). Empty when everything runs
+    in C. Read after the function ran: an OpFromGraph compiles its inner function when it first runs."""
     found: set[str] = set()
     pending = [function]
     while pending:
@@ -162,6 +165,12 @@ def ops_in_python(function: Any) -> list[str]:
         for node, thunk in zip(getattr(vm, "nodes", ()), getattr(vm, "thunks", ()), strict=True):
             if isinstance(node.op, Scan):  # its loop is Cython (scan_perform); look inside
                 pending.append(node.op.fn)
+            elif isinstance(node.op, OpFromGraph):  # one Python call of its inner function; look inside
+                inner = node.op.fn
+                if hasattr(getattr(inner, "vm", None), "nodes"):
+                    pending.append(inner)
+                else:  # compiled by another linker (Numba, PyTensor 3's default mode): not C code either
+                    found.add(f"{type(node.op).__name__} ({type(inner.maker.linker).__name__})")
             elif not hasattr(thunk, "cthunk"):
                 found.add(type(node.op).__name__)
     return sorted(found)

@@ -17,7 +17,8 @@ The generalization of backend.py's VGG-16 (same conventions, so the same C ops s
   (n·seq, d) rows; layer norm from the mean and variance over the last axis; the tanh GELU written out;
   attention as nanoGPT writes it: q, k, v sliced from the fused projection and reshaped to (n, heads, seq, dh),
   `pt.matmul` for the scores (scaled) and for the weighted values, the causal mask a `pt.switch` on position
-  indices (later positions get -inf), `special.softmax`.
+  indices (later positions get -inf), `special.softmax` (an OpFromGraph in PyTensor 3: see backend.py for the
+  mode its inner graph compiles in).
 Constants carry the activations' dtype (a Python float would upcast float32 to float64). Spatial sizes are
 symbolic scalars computed from the graph's INPUT shape (see backend._conv3x3_relu: shapes read off deep
 activations make PyTensor build a shape graph of the whole network), channel counts are Python ints.
@@ -100,8 +101,13 @@ def _linear(y: Any, dims: Dims, weight: Any, bias: Any, out: int) -> tuple[Any, 
 
 
 def _layernorm(layer: stack.LayerNorm, y: Any, w: dict[str, Any]) -> Any:
+    """Mean and variance over the features, summed in float32 and declared float32 (`dtype` and `acc_dtype`), then
+    cast back: PyTensor sums float32 in a float64 accumulator by default, and its JAX linker returns that
+    accumulator, which would carry float64 through the rest of the block."""
     eps = np.asarray(stack.BN_EPS, dtype=y.dtype)
-    xhat = (y - y.mean(axis=-1, keepdims=True)) / pt.sqrt(y.var(axis=-1, keepdims=True) + eps)
+    mean = functools.partial(pt.mean, axis=-1, keepdims=True, dtype="float32", acc_dtype="float32")
+    centered = y - mean(y).astype(y.dtype)
+    xhat = centered / pt.sqrt(mean(centered**2).astype(y.dtype) + eps)
     return xhat * w[f"{layer.name}.weight"] + w[f"{layer.name}.bias"]
 
 
